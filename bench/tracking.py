@@ -1,0 +1,159 @@
+"""Record training runs in MLflow: params, provenance tags, per-epoch curves, artifacts.
+
+The tracking URI is the `--tracking-uri` flag, else $MLFLOW_TRACKING_URI, else a SQLite
+file `mlflow.db` in the working directory. Per-epoch metrics go in `log_batch` calls, not
+one write per value (a SQLite store manages about 100 writes per second).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+from mlflow.entities import Metric  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from bench.config import DEFAULT_TRACKING_URI, TrainOptions, config_params  # noqa: E402
+from bench.data import Split  # noqa: E402
+from bench.train import TrainResult  # noqa: E402
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
+PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "numpy", "pandas", "scikit-learn")
+
+
+def resolve_tracking_uri(flag: str | None = None) -> str:
+    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def setup(experiment: str, tracking_uri: str | None = None) -> str:
+    """Point MLflow at the store and experiment; returns the experiment id."""
+    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+    return mlflow.set_experiment(experiment).experiment_id
+
+
+def _git_commit() -> str:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def environment_tags() -> dict[str, str]:
+    """Package versions, git commit and machine: what a number depends on besides config."""
+    tags = {f"version.{name}": _version(name) for name in PACKAGES}
+    tags.update(
+        {
+            "version.python": platform.python_version(),
+            "git_commit": _git_commit(),
+            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+            "cpu_count": str(os.cpu_count()),
+        }
+    )
+    return tags
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(v), now, step) for key, v in values.items()]
+    _log_batch(run_id, metrics)
+
+
+def log_curves(run_id: str, history: dict[str, list[float]]) -> None:
+    """Each curve as one metric with step = epoch, in as few writes as possible."""
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(name, float(value), now, epoch)
+        for name, values in history.items()
+        for epoch, value in enumerate(values)
+    ]
+    _log_batch(run_id, metrics)
+
+
+def _log_batch(run_id: str, metrics: list[Metric]) -> None:
+    client = MlflowClient()
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+
+
+def loss_curve_figure(history: dict[str, list[float]], title: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = range(1, len(history["train_loss"]) + 1)
+    ax.plot(epochs, history["train_loss"], label="train loss")
+    if history.get("val_loss"):
+        ax.plot(epochs, history["val_loss"], label="validation loss")
+    ax.set(yscale="log", xlabel="Epoch", ylabel="Loss", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _model_summary(result: TrainResult) -> str:
+    buffer = io.StringIO()
+    result.model.summary(print_fn=lambda line, **_: buffer.write(line + "\n"))
+    return buffer.getvalue()
+
+
+def log_training(
+    result: TrainResult, split: Split, options: TrainOptions, params: dict[str, Any] | None = None
+) -> None:
+    """Log one training into the active MLflow run."""
+    run_id = mlflow.active_run().info.run_id
+    mlflow.log_params(
+        {
+            **config_params(result.config),
+            **split.provenance,
+            "seed": options.seed,
+            "engine": options.engine,
+            "jit_compile": options.jit_compile,
+            **(params or {}),
+        }
+    )
+    mlflow.set_tags(
+        {
+            "arch": result.config.arch,
+            "split": split.name,
+            "data_sha256": split.data_sha256,
+            **environment_tags(),
+        }
+    )
+    log_curves(run_id, result.history)
+    log_metrics(run_id, result.final_metrics())
+    for name, table in result.embedding_tables().items():
+        frame = table.reset_index(names="stat")
+        mlflow.log_table(frame, f"embeddings/{name}_stats.json")
+        mlflow.log_text(frame.to_csv(index=False), f"embeddings/{name}_stats.csv")
+    mlflow.log_text(_model_summary(result), "model_summary.txt")
+    fig = loss_curve_figure(result.history, f"{result.config.arch} on {split.name}")
+    mlflow.log_figure(fig, "loss_curve.png")
+    plt.close(fig)

@@ -1,0 +1,221 @@
+"""Fit one config on one split and measure it.
+
+Both engines train on the same batches in the same order (a seeded permutation per epoch)
+from the same initial weights, so they learn the same model:
+
+- "fit": a plain Keras `model.fit` per epoch, the reference;
+- "compiled": the training arrays live in memory as tensors, and one `tf.function`
+  (XLA-compiled by default) runs a whole epoch as a `tf.while_loop` of train steps,
+  so Python and per-step dispatch drop out of the hot loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from bench.config import ModelConfig, TrainOptions, use_xla
+from bench.data import Split
+from bench.errors import BenchError
+from bench.evaluate import embedding_metrics, embedding_stats, rating_metrics
+from bench.models import ITEM_EMBEDDING, USER_EMBEDDING, build_model
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingDiverged(BenchError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    config: ModelConfig
+    history: dict[str, list[float]]
+    test: dict[str, float]
+    fit_seconds: float
+    n_params: int
+    model: keras.Model
+    embeddings: dict[str, np.ndarray] = field(repr=False)
+
+    def embedding_tables(self) -> dict[str, pd.DataFrame]:
+        return {name: embedding_stats(table) for name, table in self.embeddings.items()}
+
+    def final_metrics(self) -> dict[str, float]:
+        """Everything that is one number per run: last validation figures, test, costs."""
+        metrics = {name: values[-1] for name, values in self.history.items() if values}
+        metrics.update(self.test)
+        metrics.update(fit_seconds=self.fit_seconds, n_params=float(self.n_params))
+        for name, table in self.embeddings.items():
+            metrics.update(embedding_metrics(name, table))
+        return metrics
+
+
+def _inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        frame["user"].to_numpy("int32")[:, None],
+        frame["item"].to_numpy("int32")[:, None],
+        frame["rating"].to_numpy("float32"),
+    )
+
+
+def epoch_orders(n: int, epochs: int, seed: int) -> Iterator[np.ndarray]:
+    """The row order of each epoch: one seeded permutation per epoch."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        yield rng.permutation(n).astype("int32")
+
+
+LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError}
+
+
+def _make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    return keras.optimizers.get(
+        {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
+    )
+
+
+class _CompiledEpochs:
+    """Runs epochs of train steps as compiled loops over in-memory tensors."""
+
+    def __init__(self, model: keras.Model, config: ModelConfig, train: pd.DataFrame, jit: bool):
+        self.model = model
+        self.loss_fn = LOSSES[config.loss]()
+        self.optimizer = _make_optimizer(config)
+        self.optimizer.build(model.trainable_variables)
+        users, items, ratings = _inputs(train)
+        self.users, self.items, self.ratings = map(tf.constant, (users, items, ratings))
+        self.n = len(ratings)
+        self.batch_size = min(config.batch_size, self.n)
+        self.n_full = self.n // self.batch_size
+        self._full_batches = tf.function(self._full_batches_fn, jit_compile=jit)
+        self._one_batch = tf.function(self._weighted_step, jit_compile=jit)
+
+    def _weighted_step(self, rows: tf.Tensor) -> tf.Tensor:
+        """One train step on `rows`; returns its loss times its batch size."""
+        x = [tf.gather(self.users, rows), tf.gather(self.items, rows)]
+        y = tf.gather(self.ratings, rows)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(y, self.model(x, training=True))
+            if self.model.losses:
+                loss += tf.add_n(self.model.losses)
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
+
+    def _full_batches_fn(self, order: tf.Tensor) -> tf.Tensor:
+        def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            rows = tf.slice(order, [step * self.batch_size], [self.batch_size])
+            return step + 1, total + self._weighted_step(rows)
+
+        _, total = tf.while_loop(
+            lambda step, _: step < self.n_full, body, (tf.constant(0), tf.constant(0.0))
+        )
+        return total
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        order = tf.constant(order)
+        total = self._full_batches(order)
+        if self.n_full * self.batch_size < self.n:
+            total += self._one_batch(order[self.n_full * self.batch_size :])
+        return float(total) / self.n
+
+
+class _PlainFitEpochs:
+    """The reference: Keras `fit` for one epoch on the rows in the given order."""
+
+    def __init__(self, model: keras.Model, config: ModelConfig, train: pd.DataFrame):
+        self.model = model
+        model.compile(optimizer=_make_optimizer(config), loss=config.loss, jit_compile=False)
+        self.users, self.items, self.ratings = _inputs(train)
+        self.batch_size = config.batch_size
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        x = [self.users[order], self.items[order]]
+        history = self.model.fit(
+            x, self.ratings[order], batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0
+        )
+        return float(history.history["loss"][0])
+
+
+def _predictor(model: keras.Model, batch_size: int) -> Callable[[pd.DataFrame], np.ndarray]:
+    codes = tf.TensorSpec([None, 1], tf.int32)
+    forward = tf.function(
+        lambda u, i: model([u, i], training=False), input_signature=[codes, codes]
+    )
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        users, items, _ = _inputs(frame)
+        parts = [
+            forward(users[start : start + batch_size], items[start : start + batch_size])
+            for start in range(0, len(frame), batch_size)
+        ]
+        return np.concatenate([np.asarray(p) for p in parts]).reshape(-1)
+
+    return predict
+
+
+def train(
+    config: ModelConfig,
+    split: Split,
+    options: TrainOptions | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainResult:
+    """Train `config` on `split.train`, track `split.valid` per epoch, score `split.test`.
+
+    `on_epoch_end(epoch, logs)` sees train and validation figures only (never test), and
+    may raise to stop training (pruning).
+    """
+    options = options or TrainOptions()
+    keras.utils.set_random_seed(options.seed)
+    model = build_model(config, split.n_users, split.n_items)
+    if options.engine == "fit":
+        epochs_runner = _PlainFitEpochs(model, config, split.train)
+    else:
+        epochs_runner = _CompiledEpochs(model, config, split.train, use_xla(config, options))
+    predict = _predictor(model, options.eval_batch_size)
+    loss_fn = LOSSES[config.loss]()
+    has_valid = len(split.valid) > 0
+    history: dict[str, list[float]] = {"train_loss": []}
+    if has_valid:
+        history.update(val_loss=[], val_mae=[], val_rmse=[])
+
+    start = time.perf_counter()
+    for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
+        logs = {"train_loss": epochs_runner.run_epoch(order)}
+        if not np.isfinite(logs["train_loss"]):
+            raise TrainingDiverged(
+                f"{config.arch}: train loss is {logs['train_loss']} at epoch {epoch}; "
+                f"lower the learning rate or add regularisation"
+            )
+        if has_valid:
+            y_pred = predict(split.valid)
+            y_true = split.valid["rating"].to_numpy("float32")
+            logs["val_loss"] = float(loss_fn(y_true, y_pred))
+            valid = rating_metrics(y_true, y_pred, "val")
+            logs.update(val_mae=valid["val_mae"], val_rmse=valid["val_rmse"])
+        for name, value in logs.items():
+            history[name].append(value)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+    fit_seconds = time.perf_counter() - start
+
+    test = rating_metrics(split.test["rating"].to_numpy("float32"), predict(split.test), "test")
+    embeddings = {
+        "user": model.get_layer(USER_EMBEDDING).get_weights()[0],
+        "item": model.get_layer(ITEM_EMBEDDING).get_weights()[0],
+    }
+    return TrainResult(
+        config=config,
+        history=history,
+        test=test,
+        fit_seconds=fit_seconds,
+        n_params=model.count_params(),
+        model=model,
+        embeddings=embeddings,
+    )

@@ -1,0 +1,37 @@
+"""Shared fixtures: small generated MovieLens-format data, and the real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.data import MovieLens, locate, make_split, read_folder
+from bench.errors import DataError
+from tests.synthetic import synthetic_ratings, write_folder
+
+@pytest.fixture
+def small_folder(tmp_path: Path) -> Path:
+    return write_folder(tmp_path / "small", synthetic_ratings())
+
+
+@pytest.fixture
+def small_data(small_folder: Path) -> MovieLens:
+    return read_folder(small_folder)
+
+
+@pytest.fixture
+def small_split(small_data: MovieLens):
+    return make_split(small_data, "seed", seed=0, valid_fraction=0.1)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The verified MovieLens-100k folder; CI must have it, a laptop may skip."""
+    try:
+        return locate(os.environ.get("BENCH_DATA_DIR") or None, url="http://127.0.0.1:9/none")
+    except DataError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the real data: {exc}")
+        pytest.skip(f"real MovieLens-100k not available: {exc}")
