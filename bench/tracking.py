@@ -22,10 +22,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 from mlflow.entities import Metric  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from bench.config import DEFAULT_TRACKING_URI, TrainOptions, config_params  # noqa: E402
 from bench.data import Split  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 from bench.train import TrainResult  # noqa: E402
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
@@ -38,8 +41,16 @@ def resolve_tracking_uri(flag: str | None = None) -> str:
 
 def setup(experiment: str, tracking_uri: str | None = None) -> str:
     """Point MLflow at the store and experiment; returns the experiment id."""
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
-    return mlflow.set_experiment(experiment).experiment_id
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        return mlflow.set_experiment(experiment).experiment_id
+    except (MlflowException, OSError, SQLAlchemyError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise BenchError(
+            f"cannot open the MLflow store {uri!r} ({reason}); pass --tracking-uri or set "
+            f"MLFLOW_TRACKING_URI to a writable store such as sqlite:///mlflow.db"
+        ) from exc
 
 
 def _git_commit() -> str:

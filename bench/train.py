@@ -47,9 +47,8 @@ class TrainResult:
         return {name: embedding_stats(table) for name, table in self.embeddings.items()}
 
     def final_metrics(self) -> dict[str, float]:
-        """Everything that is one number per run: last validation figures, test, costs."""
-        metrics = {name: values[-1] for name, values in self.history.items() if values}
-        metrics.update(self.test)
+        """The one-number-per-run figures (the curves in `history` are logged apart)."""
+        metrics = dict(self.test)
         metrics.update(fit_seconds=self.fit_seconds, n_params=float(self.n_params))
         for name, table in self.embeddings.items():
             metrics.update(embedding_metrics(name, table))

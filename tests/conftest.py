@@ -11,6 +11,7 @@ from bench.data import MovieLens, locate, make_split, read_folder
 from bench.errors import DataError
 from tests.synthetic import synthetic_ratings, write_folder
 
+
 @pytest.fixture
 def small_folder(tmp_path: Path) -> Path:
     return write_folder(tmp_path / "small", synthetic_ratings())

@@ -33,7 +33,9 @@ def write_folder(folder: Path, ratings: pd.DataFrame, seed: int = 0) -> Path:
     lines = []
     for item in sorted(ratings["item_id"].unique()):
         flags = ["1" if g == item % 19 else "0" for g in range(19)]
-        lines.append("|".join([str(item), f"Film {item} (199{item % 10})", "01-Jan-1995", "", "", *flags]))
+        lines.append(
+            "|".join([str(item), f"Film {item} (199{item % 10})", "01-Jan-1995", "", "", *flags])
+        )
     (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
     (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)))
     test_rows = np.random.default_rng(seed).random(len(ratings)) < 0.2

@@ -1,0 +1,42 @@
+"""Integration: the quick seed replication on the real data, into a fresh MLflow store."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bench import replication
+
+
+@pytest.mark.integration
+def test_quick_replication_records_three_complete_runs(real_data_dir, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = ["--quick", "--data-dir", str(real_data_dir), "--tracking-uri", uri]
+    assert replication.main(argv) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["model", "epochs"])
+    rows = {line.split()[0]: line.split() for line in lines[header + 1 : header + 4]}
+    for arch, params in (("mf", "7881"), ("nnmf", "7881"), ("nn", "25675")):
+        assert rows[arch][1] == str(replication.QUICK_EPOCHS)
+        assert rows[arch][2] == rows[arch][3] == params  # ours beside the post's
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(replication.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.data.tags["arch"] for run in runs) == ["mf", "nn", "nnmf"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        assert sorted(m.step for m in history) == list(range(replication.QUICK_EPOCHS))
+        assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
+        assert (
+            run.data.metrics["n_params"]
+            == {"mf": 7881, "nnmf": 7881, "nn": 25675}[run.data.tags["arch"]]
+        )
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "embeddings")}
+        assert (
+            "embeddings/item_stats.json" in artifacts and "embeddings/user_stats.csv" in artifacts
+        )
+    nnmf = next(run for run in runs if run.data.tags["arch"] == "nnmf")
+    assert nnmf.data.metrics["emb_user_neg_share"] == 0

@@ -1,0 +1,117 @@
+"""Training on small generated data: metrics, constraints, determinism, engine equivalence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+from bench.config import MFConfig, NNConfig, NNMFConfig, TrainOptions
+from bench.evaluate import embedding_metrics, embedding_stats, rating_metrics
+from bench.models import USER_EMBEDDING
+from bench.train import TrainingDiverged, train
+
+SMALL_MF = MFConfig(k=4, epochs=3, batch_size=16, learning_rate=0.01)
+SMALL_NN = NNConfig(
+    epochs=3, batch_size=16, hidden_units=(16, 8), hidden_activations=("linear", "relu")
+)
+
+
+def test_rating_metrics_match_scikit_learn_and_round_then_clip():
+    y_true = np.array([1, 5, 3, 4], dtype="float32")
+    y_pred = np.array([0.2, 5.7, 3.4, 4.5], dtype="float32")
+    metrics = rating_metrics(y_true, y_pred, "test")
+    assert metrics["test_mae"] == pytest.approx(mean_absolute_error(y_true, y_pred))
+    assert metrics["test_rmse"] == pytest.approx(root_mean_squared_error(y_true, y_pred))
+    # rounded and clipped to 1..5: [1, 5, 3, 4] (4.5 rounds half to even)
+    assert metrics["test_mae_rounded"] == 0.0
+    assert metrics["test_rmse_rounded"] == 0.0
+
+
+def test_test_metrics_are_those_of_the_trained_model(small_split):
+    result = train(SMALL_MF, small_split)
+    users = small_split.test["user"].to_numpy()[:, None]
+    items = small_split.test["item"].to_numpy()[:, None]
+    y_pred = result.model.predict([users, items], verbose=0).reshape(-1)
+    y_true = small_split.test["rating"].to_numpy()
+    assert result.test["test_mae"] == pytest.approx(mean_absolute_error(y_true, y_pred), rel=1e-5)
+    assert result.test["test_rmse"] == pytest.approx(
+        root_mean_squared_error(y_true, y_pred), rel=1e-5
+    )
+
+
+def test_history_has_one_point_per_epoch_and_callback_never_sees_test(small_split):
+    seen = []
+    result = train(
+        SMALL_MF, small_split, on_epoch_end=lambda epoch, logs: seen.append((epoch, logs))
+    )
+    assert {name: len(v) for name, v in result.history.items()} == {
+        "train_loss": 3,
+        "val_loss": 3,
+        "val_mae": 3,
+        "val_rmse": 3,
+    }
+    assert [epoch for epoch, _ in seen] == [0, 1, 2]
+    assert all(not any(key.startswith("test") for key in logs) for _, logs in seen)
+    assert result.n_params == (small_split.n_users + 1 + small_split.n_items + 1) * 4
+
+
+def test_nnmf_embeddings_stay_non_negative(small_split):
+    result = train(
+        replace(NNMFConfig(k=4), epochs=3, batch_size=16, learning_rate=0.05), small_split
+    )
+    for table in result.embeddings.values():
+        assert (table >= 0).all()
+    metrics = result.final_metrics()
+    assert metrics["emb_user_neg_share"] == 0 and metrics["emb_item_neg_share"] == 0
+    plain = train(replace(SMALL_MF, learning_rate=0.05), small_split).final_metrics()
+    assert plain["emb_user_neg_share"] > 0  # without the constraint, negatives do appear
+
+
+def test_embedding_statistics_are_describe_per_dimension_and_norms():
+    table = np.random.default_rng(0).normal(size=(50, 3)).astype("float32")
+    stats = embedding_stats(table)
+    expected = pd.DataFrame(table).describe()
+    np.testing.assert_allclose(stats[["d0", "d1", "d2"]].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        stats.loc["max", "norm"], np.linalg.norm(table, axis=1).max(), rtol=1e-6
+    )
+    flat = embedding_metrics("item", table)
+    assert flat["emb_item_d1_p25"] == pytest.approx(expected.loc["25%", 1])
+    assert flat["emb_item_neg_share"] == pytest.approx(np.mean(table < 0))
+
+
+@pytest.mark.parametrize("config", [SMALL_MF, SMALL_NN], ids=["mf-xla", "nn"])
+def test_same_config_and_seed_give_identical_numbers(small_split, config):
+    first, second = train(config, small_split), train(config, small_split)
+    assert first.history == second.history
+    assert first.test == second.test
+    other = train(config, small_split, TrainOptions(seed=1))
+    assert other.history["train_loss"] != first.history["train_loss"]
+
+
+@pytest.mark.parametrize(
+    ("config", "jit"),
+    [(SMALL_MF, True), (replace(SMALL_MF, use_bias=True, l2=1e-3), True), (SMALL_NN, False)],
+    ids=["mf-xla", "mf-bias-l2-xla", "nn"],
+)
+def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, jit):
+    config = replace(config, epochs=4, batch_size=24)  # 24 leaves a partial last batch
+    fast = train(config, small_split, TrainOptions(engine="compiled", jit_compile=jit))
+    plain = train(config, small_split, TrainOptions(engine="fit"))
+    np.testing.assert_allclose(fast.history["train_loss"], plain.history["train_loss"], rtol=1e-3)
+    np.testing.assert_allclose(fast.history["val_mae"], plain.history["val_mae"], rtol=1e-3)
+    np.testing.assert_allclose(
+        fast.model.get_layer(USER_EMBEDDING).get_weights()[0],
+        plain.model.get_layer(USER_EMBEDDING).get_weights()[0],
+        atol=1e-4,
+    )
+
+
+def test_diverging_loss_raises_with_its_epoch(small_split):
+    config = replace(SMALL_MF, optimizer="sgd", learning_rate=1e6)
+    with pytest.raises(TrainingDiverged, match="train loss is (nan|inf) at epoch 0"):
+        train(config, small_split)
