@@ -58,7 +58,9 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} CPUs")
     for name in args.sections.split(","):
         print(f"\n## {name}")
-        print(SECTIONS[name](split, args.epochs).to_string(index=False, float_format="{:.4g}".format))
+        print(
+            SECTIONS[name](split, args.epochs).to_string(index=False, float_format="{:.4g}".format)
+        )
 
 
 if __name__ == "__main__":
