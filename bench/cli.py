@@ -1,4 +1,4 @@
-"""The `bench` command: `bench replicate`, `bench data`."""
+"""The `bench` command: `bench replicate`, `bench sweep`, `bench data`."""
 
 from __future__ import annotations
 
@@ -45,7 +45,13 @@ def _replicate(argv: list[str] | None) -> int:
     return main(argv)
 
 
-COMMANDS = {"replicate": _replicate, "data": _data}
+def _sweep(argv: list[str] | None) -> int:
+    from bench.sweep import main
+
+    return main(argv)
+
+
+COMMANDS = {"replicate": _replicate, "sweep": _sweep, "data": _data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,3 +108,26 @@ def use_xla(config: ModelConfig, options: TrainOptions) -> bool:
     if options.jit_compile is not None:
         return options.jit_compile
     return not isinstance(config, NNConfig)
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """One Optuna study: which architecture, how long, on what data, stored where."""
+
+    arch: str
+    n_trials: int = 30
+    timeout: float | None = 240.0  # seconds per architecture; None = until n_trials
+    split: str = "seed"
+    seed: int = 0
+    valid_fraction: float = 0.1
+    metric: Literal["mae", "rmse"] = "mae"
+    pruner: Literal["none", "median", "hyperband"] = "median"
+    workers: int = 1
+    storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
+    tracking_uri: str | None = None
+    study_name: str | None = None
+    data_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.study_name or f"{self.arch}-{self.split}"

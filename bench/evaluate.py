@@ -23,9 +23,9 @@ def rating_metrics(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[
 
 def embedding_stats(table: np.ndarray) -> pd.DataFrame:
     """describe() of each dimension (columns d0..), plus one column for the row L2 norms."""
-    stats = pd.DataFrame(table, columns=[f"d{j}" for j in range(table.shape[1])]).describe()
-    stats["norm"] = pd.Series(np.linalg.norm(table, axis=1)).describe()
-    return stats
+    columns = [f"d{j}" for j in range(table.shape[1])] + ["norm"]
+    with_norms = np.column_stack([table, np.linalg.norm(table, axis=1)])
+    return pd.DataFrame(with_norms, columns=columns).describe()
 
 
 def embedding_metrics(name: str, table: np.ndarray) -> dict[str, float]:

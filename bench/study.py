@@ -1,0 +1,315 @@
+"""Optuna studies over one architecture, every trial a nested MLflow run.
+
+The parent process creates the Optuna study, the MLflow experiment and the study's parent
+run before any worker starts (concurrent creation races on schema set-up); workers only
+load them. Trials minimise the validation metric; test metrics are computed and logged to
+MLflow for every finished trial but never stored in Optuna, so the sampler and the pruner
+cannot see them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import optuna
+from mlflow.tracking import MlflowClient
+
+from bench.config import SweepSettings, TrainOptions, config_params
+from bench.data import Split, load_movielens, make_split
+from bench.errors import BenchError
+from bench.spaces import MAX_EPOCHS, post_params, suggest_config
+from bench.tracking import environment_tags, log_curves, log_training, resolve_tracking_uri, setup
+from bench.train import TrainingDiverged, train
+
+FINISHED_STATES = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+JOURNAL_NAME = "optuna-journal.log"
+
+
+def default_storage(tracking_uri: str) -> str:
+    """The journal file beside the MLflow SQLite file (or in the working directory)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / JOURNAL_NAME)
+    return JOURNAL_NAME
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """A database URL gives an RDB storage; anything else is a journal file path.
+
+    Optuna advises a journal file, not SQLite, for several processes on one machine.
+    """
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    lock = optuna.storages.journal.JournalFileOpenLock(url)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url, lock))
+
+
+def make_sampler(seed: int, worker: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.TPESampler(seed=seed + 1000 * worker)
+
+
+def make_pruner(name: str, arch: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=5, max_resource=MAX_EPOCHS[arch])
+    return optuna.pruners.NopPruner()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What workers need to join a study that the parent already created."""
+
+    settings: SweepSettings
+    storage_url: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+
+
+def _enable_sqlite_wal(tracking_uri: str) -> None:
+    """WAL lets MLflow writers in several processes wait for each other instead of failing."""
+    if tracking_uri.startswith("sqlite:///"):
+        with sqlite3.connect(tracking_uri.removeprefix("sqlite:///"), timeout=30) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+
+
+def prepare(settings: SweepSettings, split: Split) -> Prepared:
+    """Create or resume the study, its MLflow experiment and parent run (parent process only)."""
+    tracking_uri = resolve_tracking_uri(settings.tracking_uri)
+    storage_url = settings.storage or default_storage(tracking_uri)
+    experiment_id = setup(settings.name, tracking_uri)
+    _enable_sqlite_wal(tracking_uri)
+    study = optuna.create_study(
+        study_name=settings.name,
+        storage=make_storage(storage_url),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    identity = {
+        "arch": settings.arch,
+        "split": settings.split,
+        "metric": settings.metric,
+        "seed": settings.seed,
+        "valid_fraction": settings.valid_fraction,
+    }
+    stored = {key: study.user_attrs.get(key) for key in identity}
+    if study.user_attrs and stored != identity:
+        raise BenchError(
+            f"study {settings.name!r} in {storage_url} was created with {stored}, not "
+            f"{identity}; pass another --study-name or the original settings"
+        )
+    for key, value in identity.items():
+        study.set_user_attr(key, value)
+    if not study.trials:
+        study.enqueue_trial(post_params(settings.arch), user_attrs={"baseline": "post"})
+
+    client = MlflowClient()
+    parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_run_id is None:
+        run = client.create_run(
+            experiment_id, run_name=f"study-{settings.name}", tags={"study": settings.name}
+        )
+        parent_run_id = run.info.run_id
+        study.set_user_attr("mlflow_parent_run_id", parent_run_id)
+        params = {
+            "sampler": "TPESampler",
+            "pruner": settings.pruner,
+            "metric": f"val_{settings.metric}",
+            "search_space": f"bench.spaces ({settings.arch})",
+            **split.provenance,
+        }
+        for key, value in params.items():
+            client.log_param(parent_run_id, key, value)
+        for key, value in {"arch": settings.arch, **environment_tags()}.items():
+            client.set_tag(parent_run_id, key, value)
+    else:
+        client.update_run(parent_run_id, status="RUNNING")
+    return Prepared(settings, storage_url, tracking_uri, experiment_id, parent_run_id)
+
+
+class Objective:
+    """Train one sampled config; report the validation metric per epoch for pruning."""
+
+    def __init__(self, prepared: Prepared, split: Split):
+        self.prepared = prepared
+        self.split = split
+        self.metric = f"val_{prepared.settings.metric}"
+        self.options = TrainOptions(seed=prepared.settings.seed)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        import keras
+
+        keras.backend.clear_session()
+        config = suggest_config(trial, self.prepared.settings.arch)
+        curves: dict[str, list[float]] = defaultdict(list)
+
+        def report(epoch: int, logs: dict[str, float]) -> None:
+            for name, value in logs.items():
+                curves[name].append(value)
+            trial.report(logs[self.metric], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        run = mlflow.start_run(
+            experiment_id=self.prepared.experiment_id,
+            run_name=f"trial-{trial.number:04d}",
+            parent_run_id=self.prepared.parent_run_id,
+            tags={"trial_number": str(trial.number), "study": self.prepared.settings.name},
+        )
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        try:
+            mlflow.log_params({f"optuna.{k}": v for k, v in trial.params.items()})
+            result = train(config, self.split, self.options, on_epoch_end=report)
+            value = result.history[self.metric][-1]
+            if value != value:  # NaN
+                raise TrainingDiverged(f"{self.metric} is NaN")
+        except optuna.TrialPruned:
+            self._end(run.info.run_id, config, curves, "PRUNED", "FINISHED")
+            raise
+        except KeyboardInterrupt:
+            self._end(run.info.run_id, config, curves, "FAIL", "KILLED", "interrupted")
+            raise
+        except Exception as exc:
+            self._end(
+                run.info.run_id, config, curves, "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        log_training(result, self.split, self.options)
+        mlflow.set_tag("trial_state", "COMPLETE")
+        mlflow.end_run("FINISHED")
+        return value
+
+    def _end(self, run_id: str, config, curves, state: str, status: str, error: str = "") -> None:
+        mlflow.log_params(config_params(config))
+        log_curves(run_id, dict(curves))
+        mlflow.set_tags(
+            {"trial_state": state, "arch": config.arch, **({"error": error} if error else {})}
+        )
+        mlflow.end_run(status)
+
+
+def run_worker(prepared: Prepared, worker: int, n_trials: int, threads: int | None = None) -> None:
+    """Load the study and run `n_trials` trials (or until the timeout) in this process."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    settings = prepared.settings
+    split = load_split(settings)
+    mlflow.set_tracking_uri(prepared.tracking_uri)
+    study = optuna.load_study(
+        study_name=settings.name,
+        storage=make_storage(prepared.storage_url),
+        sampler=make_sampler(settings.seed, worker),
+        pruner=make_pruner(settings.pruner, settings.arch),
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(
+        Objective(prepared, split), n_trials=n_trials, timeout=settings.timeout, catch=(Exception,)
+    )
+
+
+def load_split(settings: SweepSettings) -> Split:
+    data = load_movielens(settings.data_dir)
+    return make_split(
+        data, settings.split, seed=settings.seed, valid_fraction=settings.valid_fraction
+    )
+
+
+def _share(n_trials: int, workers: int) -> list[int]:
+    """Split n_trials over workers so that exactly n_trials run in all."""
+    return [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
+
+
+def _watch(prepared: Prepared, total: int, already: int, stop: threading.Event) -> None:
+    """A progress bar fed by polling the study: trials done, best value, time left."""
+    from tqdm import tqdm
+
+    settings = prepared.settings
+    study = optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
+    deadline = time.monotonic() + settings.timeout if settings.timeout else None
+    with tqdm(total=total, desc=settings.name, unit="trial") as bar:
+        while True:
+            finished = study.get_trials(deepcopy=False, states=FINISHED_STATES)
+            bar.n = min(total, len(finished) - already)
+            complete = [t.value for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+            postfix = {"best": f"{min(complete):.4f}" if complete else "-"}
+            if deadline is not None:
+                postfix["left"] = f"{max(0.0, deadline - time.monotonic()):.0f}s"
+            bar.set_postfix(postfix)
+            if stop.wait(1.0):
+                bar.refresh()
+                return
+
+
+def run_study(settings: SweepSettings) -> optuna.Study:
+    """Create or resume the study and run it with settings.workers processes."""
+    split = load_split(settings)
+    prepared = prepare(settings, split)
+    study = optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
+    already = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(prepared, settings.n_trials, already, stop))
+    watcher.start()
+    status = "KILLED"
+    try:
+        if settings.workers == 1:
+            run_worker(prepared, 0, settings.n_trials)
+        else:
+            _run_processes(prepared)
+        status = "FINISHED"
+    finally:
+        stop.set()
+        watcher.join()
+        finish_parent(prepared, status)
+    return optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
+
+
+def _run_processes(prepared: Prepared) -> None:
+    settings = prepared.settings
+    threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=run_worker, args=(prepared, worker, n, threads), daemon=False)
+        for worker, n in enumerate(_share(settings.n_trials, settings.workers))
+        if n > 0
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except KeyboardInterrupt:
+        for process in processes:  # they got the same SIGINT; give them time to mark trials
+            process.join(timeout=30)
+        raise
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise BenchError(f"{len(failed)} worker process(es) exited with codes {failed}")
+
+
+def finish_parent(prepared: Prepared, status: str) -> None:
+    """Record the best trial and Optuna's plots on the parent run, then close it."""
+    from bench.report import log_study_summary
+
+    client = MlflowClient(prepared.tracking_uri)
+    study = optuna.load_study(
+        study_name=prepared.settings.name, storage=make_storage(prepared.storage_url)
+    )
+    try:
+        log_study_summary(client, prepared.parent_run_id, study)
+    finally:
+        client.set_terminated(prepared.parent_run_id, status=status)
