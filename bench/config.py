@@ -123,6 +123,7 @@ class SweepSettings:
     metric: Literal["mae", "rmse"] = "mae"
     pruner: Literal["none", "median", "hyperband"] = "median"
     workers: int = 1
+    max_epochs: int | None = None  # cap on sampled epochs; None: the space's own maximum
     storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
     tracking_uri: str | None = None
     study_name: str | None = None

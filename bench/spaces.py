@@ -19,30 +19,31 @@ ACTIVATION_PATTERNS = {
     "post": "linear until the last hidden layer, which is relu (the post's tower)",
     "relu": "relu on every hidden layer",
 }
+MIN_EPOCHS = 5
 MAX_EPOCHS = {"mf": 100, "nnmf": 100, "nn": 250}
 MAX_HIDDEN_LAYERS = 4
 
 
-def _common(trial: optuna.Trial, arch: str) -> dict[str, Any]:
+def _common(trial: optuna.Trial, max_epochs: int) -> dict[str, Any]:
     l2_on = trial.suggest_categorical("l2_on", [False, True])
     return {
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
         "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
-        "epochs": trial.suggest_int("epochs", 5, MAX_EPOCHS[arch]),
+        "epochs": trial.suggest_int("epochs", min(MIN_EPOCHS, max_epochs), max_epochs),
         "loss": trial.suggest_categorical("loss", ["mse", "mae"]),
         "l2": trial.suggest_float("l2", 1e-7, 1e-2, log=True) if l2_on else 0.0,
     }
 
 
-def _mf(trial: optuna.Trial, arch: str) -> MFConfig:
+def _mf(trial: optuna.Trial, arch: str, max_epochs: int) -> MFConfig:
     return CONFIGS[arch](
         k=trial.suggest_int("k", 1, 256, log=True),
         use_bias=trial.suggest_categorical("use_bias", [False, True]),
-        **_common(trial, arch),
+        **_common(trial, max_epochs),
     )
 
 
-def _nn(trial: optuna.Trial) -> NNConfig:
+def _nn(trial: optuna.Trial, max_epochs: int) -> NNConfig:
     depth = trial.suggest_int("n_hidden", 1, MAX_HIDDEN_LAYERS)
     units = tuple(trial.suggest_int(f"units_{i}", 8, 256, log=True) for i in range(depth))
     pattern = trial.suggest_categorical("activations", list(ACTIVATION_PATTERNS))
@@ -53,22 +54,23 @@ def _nn(trial: optuna.Trial) -> NNConfig:
         dropout=trial.suggest_float("dropout", 0.0, 0.6),
         hidden_units=units,
         hidden_activations=activations,
-        **_common(trial, "nn"),
+        **_common(trial, max_epochs),
     )
 
 
-def suggest_config(trial: optuna.Trial, arch: str) -> ModelConfig:
-    """Sample one config of `arch` from its search space."""
-    return _nn(trial) if arch == "nn" else _mf(trial, arch)
+def suggest_config(trial: optuna.Trial, arch: str, max_epochs: int | None = None) -> ModelConfig:
+    """Sample one config of `arch` from its search space (epochs capped at max_epochs)."""
+    max_epochs = max_epochs or MAX_EPOCHS[arch]
+    return _nn(trial, max_epochs) if arch == "nn" else _mf(trial, arch, max_epochs)
 
 
-def post_params(arch: str) -> dict[str, Any]:
+def post_params(arch: str, max_epochs: int | None = None) -> dict[str, Any]:
     """The post's settings, written as this space's parameters (for `enqueue_trial`)."""
     config = CONFIGS[arch]()
     params: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "batch_size": config.batch_size,
-        "epochs": config.epochs,
+        "epochs": min(config.epochs, max_epochs or config.epochs),
         "loss": config.loss,
         "l2_on": False,
     }

@@ -55,15 +55,17 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url, lock))
 
 
-def make_sampler(seed: int, worker: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(seed=seed + 1000 * worker)
+def make_sampler(seed: int, worker: int, trials_before: int) -> optuna.samplers.BaseSampler:
+    """TPE seeded per worker and per invocation, so no two samplers draw the same sequence
+    (a resumed study with the first run's seed would repeat its random start-up trials)."""
+    return optuna.samplers.TPESampler(seed=seed + 1000 * worker + 1_000_003 * trials_before)
 
 
-def make_pruner(name: str, arch: str) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=5, max_resource=MAX_EPOCHS[arch])
+        return optuna.pruners.HyperbandPruner(min_resource=5, max_resource=max_epochs)
     return optuna.pruners.NopPruner()
 
 
@@ -76,6 +78,7 @@ class Prepared:
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
+    trials_before: int
 
 
 def _enable_sqlite_wal(tracking_uri: str) -> None:
@@ -113,7 +116,9 @@ def prepare(settings: SweepSettings, split: Split) -> Prepared:
     for key, value in identity.items():
         study.set_user_attr(key, value)
     if not study.trials:
-        study.enqueue_trial(post_params(settings.arch), user_attrs={"baseline": "post"})
+        study.enqueue_trial(
+            post_params(settings.arch, settings.max_epochs), user_attrs={"baseline": "post"}
+        )
 
     client = MlflowClient()
     parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
@@ -136,7 +141,10 @@ def prepare(settings: SweepSettings, split: Split) -> Prepared:
             client.set_tag(parent_run_id, key, value)
     else:
         client.update_run(parent_run_id, status="RUNNING")
-    return Prepared(settings, storage_url, tracking_uri, experiment_id, parent_run_id)
+    trials_before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    return Prepared(
+        settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before
+    )
 
 
 class Objective:
@@ -152,7 +160,8 @@ class Objective:
         import keras
 
         keras.backend.clear_session()
-        config = suggest_config(trial, self.prepared.settings.arch)
+        settings = self.prepared.settings
+        config = suggest_config(trial, settings.arch, settings.max_epochs)
         curves: dict[str, list[float]] = defaultdict(list)
 
         def report(epoch: int, logs: dict[str, float]) -> None:
@@ -200,7 +209,9 @@ class Objective:
         mlflow.end_run(status)
 
 
-def run_worker(prepared: Prepared, worker: int, n_trials: int, threads: int | None = None) -> None:
+def run_worker(
+    prepared: Prepared, split: Split, worker: int, n_trials: int, threads: int | None = None
+) -> None:
     """Load the study and run `n_trials` trials (or until the timeout) in this process."""
     if threads:
         import tensorflow as tf
@@ -208,13 +219,12 @@ def run_worker(prepared: Prepared, worker: int, n_trials: int, threads: int | No
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     settings = prepared.settings
-    split = load_split(settings)
     mlflow.set_tracking_uri(prepared.tracking_uri)
     study = optuna.load_study(
         study_name=settings.name,
         storage=make_storage(prepared.storage_url),
-        sampler=make_sampler(settings.seed, worker),
-        pruner=make_pruner(settings.pruner, settings.arch),
+        sampler=make_sampler(settings.seed, worker, prepared.trials_before),
+        pruner=make_pruner(settings.pruner, settings.max_epochs or MAX_EPOCHS[settings.arch]),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
@@ -255,21 +265,24 @@ def _watch(prepared: Prepared, total: int, already: int, stop: threading.Event) 
                 return
 
 
-def run_study(settings: SweepSettings) -> optuna.Study:
-    """Create or resume the study and run it with settings.workers processes."""
-    split = load_split(settings)
+def run_study(settings: SweepSettings, split: Split | None = None) -> optuna.Study:
+    """Create or resume the study and run it with settings.workers processes.
+
+    The split is loaded once here (from settings unless given) and handed to the workers.
+    """
+    split = split if split is not None else load_split(settings)
     prepared = prepare(settings, split)
-    study = optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
-    already = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(prepared, settings.n_trials, already, stop))
+    watcher = threading.Thread(
+        target=_watch, args=(prepared, settings.n_trials, prepared.trials_before, stop)
+    )
     watcher.start()
     status = "KILLED"
     try:
         if settings.workers == 1:
-            run_worker(prepared, 0, settings.n_trials)
+            run_worker(prepared, split, 0, settings.n_trials)
         else:
-            _run_processes(prepared)
+            _run_processes(prepared, split)
         status = "FINISHED"
     finally:
         stop.set()
@@ -278,12 +291,12 @@ def run_study(settings: SweepSettings) -> optuna.Study:
     return optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
 
 
-def _run_processes(prepared: Prepared) -> None:
+def _run_processes(prepared: Prepared, split: Split) -> None:
     settings = prepared.settings
     threads = max(1, (os.cpu_count() or 1) // settings.workers)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=run_worker, args=(prepared, worker, n, threads), daemon=False)
+        context.Process(target=run_worker, args=(prepared, split, worker, n, threads))
         for worker, n in enumerate(_share(settings.n_trials, settings.workers))
         if n > 0
     ]

@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pruner", choices=["none", "median", "hyperband"], default=DEFAULTS.pruner
     )
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
+    parser.add_argument("--max-epochs", type=int, help="cap on sampled epochs (smoke runs)")
     parser.add_argument(
         "--storage",
         help="Optuna journal file or database URL "
@@ -70,6 +71,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         metric=args.metric,
         pruner=args.pruner,
         workers=args.workers,
+        max_epochs=args.max_epochs,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         study_name=name,

@@ -154,7 +154,13 @@ def _predictor(model: keras.Model, batch_size: int) -> Callable[[pd.DataFrame], 
             forward(users[start : start + batch_size], items[start : start + batch_size])
             for start in range(0, len(frame), batch_size)
         ]
-        return np.concatenate([np.asarray(p) for p in parts]).reshape(-1)
+        predictions = np.concatenate([np.asarray(p) for p in parts]).reshape(-1)
+        if not np.isfinite(predictions).all():
+            raise TrainingDiverged(
+                f"{model.name}: predictions contain NaN or inf; lower the learning rate or "
+                f"add regularisation"
+            )
+        return predictions
 
     return predict
 

@@ -1,0 +1,180 @@
+"""Tiny Optuna studies on small generated data: Optuna and MLflow must agree trial by trial."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mlflow
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bench import study as study_module
+from bench.config import SweepSettings
+from bench.spaces import post_params
+from bench.study import make_storage, run_study
+
+MLFLOW_STATUS = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAILED", "KILLED"}}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    def settings(arch: str, **changes) -> SweepSettings:
+        base = SweepSettings(
+            arch=arch,
+            n_trials=3,
+            timeout=None,
+            max_epochs=2,
+            storage=str(tmp_path / "journal.log"),
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        )
+        return replace(base, **changes)
+
+    return settings
+
+
+def _trials_and_runs(settings: SweepSettings):
+    study = optuna.load_study(study_name=settings.name, storage=make_storage(settings.storage))
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return study, client, runs
+
+
+def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
+    study, client, runs = _trials_and_runs(settings)
+    children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == len(study.trials)
+    for trial in study.trials:
+        run = children[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["trial_number"] == str(trial.number)
+        assert run.data.tags["trial_state"] == trial.state.name
+        assert run.info.status in MLFLOW_STATUS[trial.state.name]
+        for name, value in trial.params.items():
+            assert run.data.params[f"optuna.{name}"] == str(value)
+        history = client.get_metric_history(run.info.run_id, "val_mae")
+        assert len(history) == len(trial.intermediate_values)
+        assert sorted(m.value for m in history) == pytest.approx(
+            sorted(trial.intermediate_values.values())
+        )
+        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
+        if trial.state.name == "COMPLETE":
+            assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
+            assert run.data.metrics["val_mae"] == pytest.approx(trial.value)
+            assert any(k.startswith("emb_item_d0_") for k in run.data.metrics)
+        assert not any("test" in key for key in trial.user_attrs)  # test stays out of Optuna
+    return study
+
+
+@pytest.mark.parametrize("arch", ["mf", "nnmf", "nn"])
+def test_tiny_study_agrees_across_stores(small_split, tiny, arch):
+    settings = tiny(arch)
+    study = run_study(settings, small_split)
+    assert len(study.trials) == 3
+    assert study.trials[0].params == post_params(arch, max_epochs=2)
+    assert_stores_agree(settings)
+
+
+def test_rerun_resumes_without_a_second_baseline(small_split, tiny):
+    settings = tiny("mf", n_trials=2)
+    run_study(settings, small_split)
+    study = run_study(settings, small_split)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert sum(t.user_attrs.get("baseline") == "post" for t in study.trials) == 1
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
+    assert_stores_agree(settings)
+
+
+def test_resume_with_other_settings_is_refused(small_split, tiny):
+    run_study(tiny("mf", n_trials=1), small_split)
+    with pytest.raises(Exception, match="was created with"):
+        run_study(tiny("mf", n_trials=1, metric="rmse"), small_split)
+
+
+def test_two_workers_run_exactly_n_distinct_trials(small_split, tiny):
+    settings = tiny("mf", n_trials=5, workers=2)
+    study = run_study(settings, small_split)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
+    assert all(t.state != optuna.trial.TrialState.FAIL for t in study.trials)
+    assert_stores_agree(settings)
+
+
+def test_nan_trial_fails_and_the_study_goes_on(small_split, tiny, monkeypatch):
+    real = study_module.suggest_config
+
+    def diverging_second_trial(trial, arch, max_epochs=None):
+        config = real(trial, arch, max_epochs)
+        return replace(config, optimizer="sgd", learning_rate=1e9) if trial.number == 1 else config
+
+    monkeypatch.setattr(study_module, "suggest_config", diverging_second_trial)
+    settings = tiny("mf", n_trials=3, pruner="none")
+    study = run_study(settings, small_split)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]
+    _, client, runs = _trials_and_runs(settings)
+    failed = next(r for r in runs if r.data.tags.get("trial_number") == "1")
+    assert failed.info.status == "FAILED"
+    assert "TrainingDiverged" in failed.data.tags["error"]
+    assert_stores_agree(settings)
+
+
+def test_interrupt_marks_the_trial_and_closes_runs_then_resumes(small_split, tiny, monkeypatch):
+    real_train = study_module.train
+    calls = []
+
+    def interrupted_second_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "train", interrupted_second_call)
+    settings = tiny("mf", n_trials=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(settings, small_split)
+    study, _, runs = _trials_and_runs(settings)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    assert all(r.info.status != "RUNNING" for r in runs)
+    assert {r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags} == {"KILLED"}
+    assert mlflow.active_run() is None
+
+    monkeypatch.setattr(study_module, "train", real_train)
+    study = run_study(settings, small_split)
+    assert len(study.trials) == 5
+    assert_stores_agree(settings)
+
+
+class SpyPruner(optuna.pruners.MedianPruner):
+    """Records every number the pruner is shown."""
+
+    def __init__(self):
+        super().__init__(n_startup_trials=0, n_warmup_steps=0)
+        self.seen: list[float] = []
+
+    def prune(self, study, trial):
+        self.seen += list(trial.intermediate_values.values())
+        self.seen += [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+        return super().prune(study, trial)
+
+
+def test_sampler_and_pruner_never_see_test_metrics(small_split, tiny, monkeypatch):
+    spy = SpyPruner()
+    monkeypatch.setattr(study_module, "make_pruner", lambda name, max_epochs: spy)
+    settings = tiny("mf", n_trials=4, max_epochs=3)
+    study = run_study(settings, small_split)
+    _, client, runs = _trials_and_runs(settings)
+    test_values = {r.data.metrics[k] for r in runs for k in r.data.metrics if k.startswith("test_")}
+    val_values = {
+        m.value
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags
+        for m in client.get_metric_history(r.info.run_id, "val_mae")
+    }
+    assert spy.seen
+    assert all(any(abs(s - v) < 1e-9 for v in val_values) for s in spy.seen)
+    assert not any(abs(s - t) < 1e-12 for s in spy.seen for t in test_values)
+    completed = [t for t in study.trials if t.value is not None]
+    assert all(any(abs(t.value - v) < 1e-9 for v in val_values) for t in completed)
