@@ -232,6 +232,14 @@ def run_worker(
     )
 
 
+def _worker_process(prepared: Prepared, split: Split, worker: int, n: int, threads: int) -> None:
+    """Entry point of a worker process: Ctrl-C ends it quietly once its trial is marked."""
+    try:
+        run_worker(prepared, split, worker, n, threads)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
 def load_split(settings: SweepSettings) -> Split:
     data = load_movielens(settings.data_dir)
     return make_split(
@@ -296,7 +304,7 @@ def _run_processes(prepared: Prepared, split: Split) -> None:
     threads = max(1, (os.cpu_count() or 1) // settings.workers)
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=run_worker, args=(prepared, split, worker, n, threads))
+        context.Process(target=_worker_process, args=(prepared, split, worker, n, threads))
         for worker, n in enumerate(_share(settings.n_trials, settings.workers))
         if n > 0
     ]
@@ -309,6 +317,8 @@ def _run_processes(prepared: Prepared, split: Split) -> None:
         for process in processes:  # they got the same SIGINT; give them time to mark trials
             process.join(timeout=30)
         raise
+    if any(p.exitcode == 130 for p in processes):
+        raise KeyboardInterrupt
     failed = [p.exitcode for p in processes if p.exitcode != 0]
     if failed:
         raise BenchError(f"{len(failed)} worker process(es) exited with codes {failed}")

@@ -92,8 +92,7 @@ class _CompiledEpochs:
         self.n = len(ratings)
         self.batch_size = min(config.batch_size, self.n)
         self.n_full = self.n // self.batch_size
-        self._full_batches = tf.function(self._full_batches_fn, jit_compile=jit)
-        self._one_batch = tf.function(self._weighted_step, jit_compile=jit)
+        self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
 
     def _weighted_step(self, rows: tf.Tensor) -> tf.Tensor:
         """One train step on `rows`; returns its loss times its batch size."""
@@ -107,7 +106,9 @@ class _CompiledEpochs:
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
 
-    def _full_batches_fn(self, order: tf.Tensor) -> tf.Tensor:
+    def _epoch_fn(self, order: tf.Tensor) -> tf.Tensor:
+        """All full batches in a while loop, then the partial last batch (static shape)."""
+
         def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             rows = tf.slice(order, [step * self.batch_size], [self.batch_size])
             return step + 1, total + self._weighted_step(rows)
@@ -115,14 +116,13 @@ class _CompiledEpochs:
         _, total = tf.while_loop(
             lambda step, _: step < self.n_full, body, (tf.constant(0), tf.constant(0.0))
         )
+        done = self.n_full * self.batch_size
+        if done < self.n:
+            total += self._weighted_step(order[done:])
         return total
 
     def run_epoch(self, order: np.ndarray) -> float:
-        order = tf.constant(order)
-        total = self._full_batches(order)
-        if self.n_full * self.batch_size < self.n:
-            total += self._one_batch(order[self.n_full * self.batch_size :])
-        return float(total) / self.n
+        return float(self._epoch(tf.constant(order))) / self.n
 
 
 class _PlainFitEpochs:
