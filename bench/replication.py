@@ -73,7 +73,7 @@ def report(results: dict[str, TrainResult]) -> str:
     lines = [pd.DataFrame(rows).to_string(index=False, float_format="{:.4f}".format, na_rep="-")]
     for arch in ("mf", "nnmf"):
         if arch in results:
-            for name, table in results[arch].embedding_tables().items():
+            for name, table in results[arch].embedding_tables.items():
                 lines += [
                     "",
                     f"{arch} {name} embedding:",

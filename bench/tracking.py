@@ -7,6 +7,7 @@ one write per value (a SQLite store manages about 100 writes per second).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import platform
@@ -21,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
@@ -31,7 +32,7 @@ from bench.data import Split  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.train import TrainResult  # noqa: E402
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call (params: 100)
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "numpy", "pandas", "scikit-learn")
 
 
@@ -73,6 +74,7 @@ def _git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+@functools.cache
 def environment_tags() -> dict[str, str]:
     """Package versions, git commit and machine: what a number depends on besides config."""
     tags = {f"version.{name}": _version(name) for name in PACKAGES}
@@ -94,38 +96,53 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
+def _metrics(values: dict[str, float], step: int = 0) -> list[Metric]:
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(v), now, step) for key, v in values.items()]
-    _log_batch(run_id, metrics)
+    return [Metric(key, float(value), now, step) for key, value in values.items()]
 
 
-def log_curves(run_id: str, history: dict[str, list[float]]) -> None:
-    """Each curve as one metric with step = epoch, in as few writes as possible."""
+def curves_to_metrics(history: dict[str, list[float]]) -> list[Metric]:
     now = int(time.time() * 1000)
-    metrics = [
+    return [
         Metric(name, float(value), now, epoch)
         for name, values in history.items()
         for epoch, value in enumerate(values)
     ]
-    _log_batch(run_id, metrics)
 
 
-def _log_batch(run_id: str, metrics: list[Metric]) -> None:
+def log_batch(
+    run_id: str,
+    metrics: list[Metric] = (),
+    params: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> None:
+    """Everything in as few store writes as MLflow's per-call limits allow."""
     client = MlflowClient()
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+    metrics = list(metrics)
+    first = True
+    while first or metrics:
+        client.log_batch(
+            run_id,
+            metrics=metrics[:MAX_METRICS_PER_BATCH],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()] if first else [],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()] if first else [],
+        )
+        metrics = metrics[MAX_METRICS_PER_BATCH:]
+        first = False
+
+
+def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
+    log_batch(run_id, _metrics(values, step))
 
 
 def loss_curve_figure(history: dict[str, list[float]], title: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     epochs = range(1, len(history["train_loss"]) + 1)
     ax.plot(epochs, history["train_loss"], label="train loss")
     if history.get("val_loss"):
         ax.plot(epochs, history["val_loss"], label="validation loss")
     ax.set(yscale="log", xlabel="Epoch", ylabel="Loss", title=title)
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
@@ -136,35 +153,42 @@ def _model_summary(result: TrainResult) -> str:
 
 
 def log_training(
-    result: TrainResult, split: Split, options: TrainOptions, params: dict[str, Any] | None = None
+    result: TrainResult,
+    split: Split,
+    options: TrainOptions,
+    params: dict[str, Any] | None = None,
+    figure: bool = True,
 ) -> None:
-    """Log one training into the active MLflow run."""
+    """Log one training into the active MLflow run: one batched write plus artifact files.
+
+    figure=False skips the loss-curve PNG (sweep trials: the UI plots the curves anyway).
+    """
     run_id = mlflow.active_run().info.run_id
-    mlflow.log_params(
-        {
-            **config_params(result.config),
-            **split.provenance,
-            "seed": options.seed,
-            "engine": options.engine,
-            "jit_compile": options.jit_compile,
-            **(params or {}),
-        }
+    all_params = {
+        **config_params(result.config),
+        **split.provenance,
+        "seed": options.seed,
+        "engine": options.engine,
+        "jit_compile": options.jit_compile,
+        **(params or {}),
+    }
+    tags = {
+        "arch": result.config.arch,
+        "split": split.name,
+        "data_sha256": split.data_sha256,
+        **environment_tags(),
+    }
+    log_batch(
+        run_id,
+        curves_to_metrics(result.history) + _metrics(result.final_metrics()),
+        all_params,
+        tags,
     )
-    mlflow.set_tags(
-        {
-            "arch": result.config.arch,
-            "split": split.name,
-            "data_sha256": split.data_sha256,
-            **environment_tags(),
-        }
-    )
-    log_curves(run_id, result.history)
-    log_metrics(run_id, result.final_metrics())
-    for name, table in result.embedding_tables().items():
-        frame = table.reset_index(names="stat")
-        mlflow.log_table(frame, f"embeddings/{name}_stats.json")
-        mlflow.log_text(frame.to_csv(index=False), f"embeddings/{name}_stats.csv")
-    mlflow.log_text(_model_summary(result), "model_summary.txt")
-    fig = loss_curve_figure(result.history, f"{result.config.arch} on {split.name}")
-    mlflow.log_figure(fig, "loss_curve.png")
-    plt.close(fig)
+    client = MlflowClient()
+    for name, table in result.embedding_tables.items():
+        client.log_text(run_id, table.to_csv(index_label="stat"), f"embeddings/{name}_stats.csv")
+    client.log_text(run_id, _model_summary(result), "model_summary.txt")
+    if figure:
+        fig = loss_curve_figure(result.history, f"{result.config.arch} on {split.name}")
+        client.log_figure(run_id, fig, "loss_curve.png")
+        plt.close(fig)

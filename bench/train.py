@@ -42,16 +42,17 @@ class TrainResult:
     n_params: int
     model: keras.Model
     embeddings: dict[str, np.ndarray] = field(repr=False)
+    embedding_tables: dict[str, pd.DataFrame] = field(init=False, repr=False)
 
-    def embedding_tables(self) -> dict[str, pd.DataFrame]:
-        return {name: embedding_stats(table) for name, table in self.embeddings.items()}
+    def __post_init__(self) -> None:
+        self.embedding_tables = {k: embedding_stats(v) for k, v in self.embeddings.items()}
 
     def final_metrics(self) -> dict[str, float]:
         """The one-number-per-run figures (the curves in `history` are logged apart)."""
         metrics = dict(self.test)
         metrics.update(fit_seconds=self.fit_seconds, n_params=float(self.n_params))
         for name, table in self.embeddings.items():
-            metrics.update(embedding_metrics(name, table))
+            metrics.update(embedding_metrics(name, self.embedding_tables[name], table))
         return metrics
 
 

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -48,7 +47,9 @@ def test_a_training_run_is_fully_recorded(small_split, tmp_path, monkeypatch):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"embeddings", "model_summary.txt", "loss_curve.png"} <= artifacts
     table_path = client.download_artifacts(
-        run.info.run_id, "embeddings/item_stats.json", str(tmp_path)
+        run.info.run_id, "embeddings/item_stats.csv", str(tmp_path)
     )
-    table = json.loads(Path(table_path).read_text())
-    assert table["columns"] == ["stat", "d0", "d1", "norm"]
+    table = pd.read_csv(table_path, index_col="stat")
+    assert list(table.columns) == ["d0", "d1", "norm"]
+    assert table.loc["count", "d0"] == small_split.n_items + 1
+    assert table.loc["max", "d1"] == pytest.approx(result.embeddings["item"][:, 1].max())

@@ -79,7 +79,7 @@ def test_embedding_statistics_are_describe_per_dimension_and_norms():
     np.testing.assert_allclose(
         stats.loc["max", "norm"], np.linalg.norm(table, axis=1).max(), rtol=1e-6
     )
-    flat = embedding_metrics("item", table)
+    flat = embedding_metrics("item", stats, table)
     assert flat["emb_item_d1_p25"] == pytest.approx(expected.loc["25%", 1])
     assert flat["emb_item_neg_share"] == pytest.approx(np.mean(table < 0))
 
