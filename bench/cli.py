@@ -1,4 +1,4 @@
-"""The `bench` command: `bench replicate`, `bench sweep`, `bench data`."""
+"""The `bench` command: replicate, sweep, benchmark, recommend, data."""
 
 from __future__ import annotations
 
@@ -51,7 +51,25 @@ def _sweep(argv: list[str] | None) -> int:
     return main(argv)
 
 
-COMMANDS = {"replicate": _replicate, "sweep": _sweep, "data": _data}
+def _benchmark(argv: list[str] | None) -> int:
+    from bench.benchmark import main
+
+    return main(argv)
+
+
+def _recommend(argv: list[str] | None) -> int:
+    from bench.recommend import main
+
+    return main(argv)
+
+
+COMMANDS = {
+    "replicate": _replicate,
+    "sweep": _sweep,
+    "benchmark": _benchmark,
+    "recommend": _recommend,
+    "data": _data,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,14 +1,16 @@
-"""Study summaries: the best trial beside the post's settings, and Optuna's plots."""
+"""Reports: study summaries (best trial, Optuna plots) and the benchmark report."""
 
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from bench.tracking import log_metrics  # noqa: E402
@@ -73,3 +75,169 @@ def log_study_summary(client: MlflowClient, run_id: str, study: optuna.Study) ->
             figure = getattr(axes, "figure", None) or axes.flat[0].figure
             client.log_figure(run_id, figure, f"plots/{name}.png")
             plt.close(figure)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |"]
+    lines.append("|" + " --- |" * len(frame.columns))
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+def _metric_bars(results: pd.DataFrame, path: Path) -> None:
+    metrics = ["rmse", "mae", "ndcg_at_10"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), layout="constrained")
+    grouped = results.groupby("model", sort=False)
+    for ax, metric in zip(axes, metrics, strict=True):
+        means, stds = grouped[metric].mean(), grouped[metric].std(ddof=1)
+        ax.bar(means.index, means.to_numpy(), yerr=stds.fillna(0).to_numpy(), capsize=4)
+        ax.set(title=f"{metric} (mean ± std over folds)")
+        ax.tick_params(axis="x", rotation=30)
+        low = float((means - stds.fillna(0)).min())
+        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _loss_curves(folds, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    first_fold = folds[0].fold
+    for fold in folds:
+        if fold.fold == first_fold and fold.history:
+            ax.plot(
+                range(1, len(fold.history["train_loss"]) + 1),
+                fold.history["train_loss"],
+                label=fold.model,
+            )
+    ax.set(yscale="log", xlabel="Epoch", ylabel="train loss", title=f"Train loss on {first_fold}")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _embedding_histograms(folds, path: Path) -> None:
+    learnt = [f for f in folds if f.embeddings and f.fold == folds[0].fold]
+    fig, axes = plt.subplots(
+        1,
+        max(1, len(learnt)),
+        figsize=(4 * max(1, len(learnt)), 3.2),
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax, fold in zip(axes[0], learnt, strict=False):
+        for name, table in fold.embeddings.items():
+            ax.hist(table.ravel(), bins=60, alpha=0.6, label=f"{name} ({table.shape[1]} dims)")
+        ax.set(title=f"{fold.model} embedding values", xlabel="value")
+        ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
+    """Validation MAE against fit seconds over all completed trials of each arch's study."""
+    client = MlflowClient(tracking_uri)
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    plotted = False
+    for arch in archs:
+        experiment = client.get_experiment_by_name(f"{arch}-{study_split}")
+        if experiment is None:
+            continue
+        runs = client.search_runs(
+            [experiment.experiment_id], "tags.trial_state = 'COMPLETE'", max_results=5000
+        )
+        points = sorted(
+            (r.data.metrics["fit_seconds"], r.data.metrics["val_mae"])
+            for r in runs
+            if "fit_seconds" in r.data.metrics and "val_mae" in r.data.metrics
+        )
+        if not points:
+            continue
+        seconds, values = zip(*points, strict=True)
+        front, best = [], float("inf")
+        for s, v in points:
+            if v < best:
+                front.append((s, v))
+                best = v
+        line = ax.scatter(seconds, values, s=12, alpha=0.5, label=f"{arch} trials")
+        ax.step(*zip(*front, strict=True), where="post", color=line.get_facecolor()[0])
+        plotted = True
+    if plotted:
+        ax.set(
+            xscale="log",
+            xlabel="fit seconds",
+            ylabel="validation MAE",
+            title="Accuracy against training time (Pareto front)",
+        )
+        ax.legend()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return plotted
+
+
+def write_benchmark_report(
+    folder: Path,
+    results,
+    summary,
+    sentences,
+    regressions,
+    folds,
+    configs,
+    tracking_uri,
+    study_split: str,
+    source: str,
+) -> Path:
+    """report.md with the tables and sentences, and the PNG figures beside it."""
+    _metric_bars(results, folder / "metrics.png")
+    _loss_curves(folds, folder / "loss_curves.png")
+    _embedding_histograms(folds, folder / "embeddings.png")
+    has_pareto = _pareto(tracking_uri, list(configs), study_split, folder / "pareto.png")
+    gate = (
+        "\n".join(f"- **{r.message()}**" for r in regressions)
+        if regressions
+        else "No metric regressed beyond noise and the minimum difference."
+    )
+    pareto = (
+        "![pareto](pareto.png)" if has_pareto else "(No sweep study in this store: no Pareto plot.)"
+    )
+    config_rows = pd.DataFrame(
+        [{"arch": arch, **vars(config)} for arch, config in configs.items()]
+    ).astype(str)
+    text = f"""# Benchmark report
+
+Configs from {source}; folds {", ".join(results["fold"].unique())}.
+Mean ± sample std over folds; 95 % CI of the mean from the t distribution.
+Ranking metrics: relevant = test rating >= 4; each user's unseen items are ranked.
+
+## Results
+
+{markdown_table(summary)}
+
+## Paired comparisons (per fold)
+
+{chr(10).join(f"- {line}" for line in sentences)}
+
+With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the t-test.
+
+## Regression gate
+
+{gate}
+
+## Configs
+
+{markdown_table(config_rows)}
+
+## Figures
+
+![metrics](metrics.png)
+![loss curves](loss_curves.png)
+![embeddings](embeddings.png)
+{pareto}
+"""
+    path = folder / "report.md"
+    path.write_text(text)
+    return path

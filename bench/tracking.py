@@ -96,7 +96,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _metrics(values: dict[str, float], step: int = 0) -> list[Metric]:
+def as_metrics(values: dict[str, float], step: int = 0) -> list[Metric]:
     now = int(time.time() * 1000)
     return [Metric(key, float(value), now, step) for key, value in values.items()]
 
@@ -132,7 +132,7 @@ def log_batch(
 
 
 def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
-    log_batch(run_id, _metrics(values, step))
+    log_batch(run_id, as_metrics(values, step))
 
 
 def loss_curve_figure(history: dict[str, list[float]], title: str) -> plt.Figure:
@@ -180,7 +180,7 @@ def log_training(
     }
     log_batch(
         run_id,
-        curves_to_metrics(result.history) + _metrics(result.final_metrics()),
+        curves_to_metrics(result.history) + as_metrics(result.final_metrics()),
         all_params,
         tags,
     )

@@ -1,42 +1,62 @@
-"""Training-speed benchmark: prints its figures as tables; not part of the test suite.
+"""Training-speed benchmark: measures side by side in one run and prints tables.
 
-    python benchmarks/train_speed.py [--epochs 100] [--sections post_mf]
+    python benchmarks/train_speed.py [--sections post_mf,throughput,surprise,overhead,memory,sweep]
 
-post_mf: the post's MF (k=3, batch 32) with a plain Keras `fit` and with the project's
-compiled path, on the same batches from the same initial weights, measured in one run.
+Sections:
+- post_mf: the post's MF (k=3, batch 32, 100 epochs) with a plain Keras `fit` and the
+  project's compiled path, same batches and initial weights: s/epoch, speed-up, loss gap.
+- throughput: MF training ratings/s (steady-state epochs) for k x batch size.
+- surprise: scikit-surprise's SVD (k=100, 20 epochs; `pip install -e '.[bench]'`) against
+  MF at k=100, batch 1024, on the same split: ratings/s and test RMSE.
+- overhead: a study of 20-epoch MF trials; time outside steady-state training per trial.
+- memory: RSS over 100 sequential trials of the default MF space in one process.
+- sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers.
+Not part of the test suite; absolute seconds vary with the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
-from bench.config import MFConfig, TrainOptions
-from bench.data import load_movielens, make_split
+from bench.config import MFConfig, SweepSettings, TrainOptions
+from bench.data import Split, load_movielens, make_split
+from bench.study import Objective, make_storage, prepare
 from bench.train import train
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def post_mf(split, epochs: int) -> pd.DataFrame:
-    config = replace(MFConfig(), epochs=epochs)
+
+def post_mf(data, args) -> pd.DataFrame:
+    split = make_split(data, "seed", seed=0, valid_fraction=0.0)
+    config = replace(MFConfig(), epochs=args.epochs)
     runs = {
-        "plain fit": train(config, split, TrainOptions(engine="fit")),
-        "compiled, no XLA": train(config, split, TrainOptions(jit_compile=False)),
-        "compiled + XLA (default)": train(config, split, TrainOptions(jit_compile=True)),
+        "plain Keras fit": train(config, split, TrainOptions(engine="fit")),
+        "compiled loop, no XLA": train(config, split, TrainOptions(jit_compile=False)),
+        "compiled loop + XLA (default)": train(config, split, TrainOptions(jit_compile=True)),
     }
-    reference = np.array(runs["plain fit"].history["train_loss"])
+    reference = np.array(runs["plain Keras fit"].history["train_loss"])
     rows = []
     for name, result in runs.items():
         loss = np.array(result.history["train_loss"])
         rows.append(
             {
                 "path": name,
-                "s/epoch": result.fit_seconds / epochs,
+                "s/epoch": result.fit_seconds / args.epochs,
                 "total s": result.fit_seconds,
-                "speed-up": runs["plain fit"].fit_seconds / result.fit_seconds,
+                "speed-up": runs["plain Keras fit"].fit_seconds / result.fit_seconds,
                 "max |loss diff|": float(np.max(np.abs(loss - reference))),
                 "max rel diff": float(np.max(np.abs(loss - reference) / reference)),
                 "test MAE rounded": result.test["test_mae_rounded"],
@@ -45,22 +65,224 @@ def post_mf(split, epochs: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-SECTIONS = {"post_mf": post_mf}
+def _steady_rate(result, n_train: int) -> float:
+    """Ratings per second over the epochs after the first (which includes compilation)."""
+    return n_train / float(np.median(result.epoch_seconds[1:]))
+
+
+def throughput(data, args) -> pd.DataFrame:
+    split = make_split(data, "seed", seed=0, valid_fraction=0.0)
+    rows = []
+    for k in (3, 32, 128):
+        for batch_size in (32, 256, 1024, 4096):
+            epochs = 3 if batch_size == 32 else 6
+            result = train(MFConfig(k=k, batch_size=batch_size, epochs=epochs), split)
+            rows.append(
+                {
+                    "k": k,
+                    "batch": batch_size,
+                    "ratings/s": _steady_rate(result, len(split.train)),
+                    "s/epoch": float(np.median(result.epoch_seconds[1:])),
+                    "compile s": result.compile_seconds,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# MF at k=100 with the regularisation and bias terms that SVD also has; lr and L2 chosen on
+# the validation part of the split (never on test), by `bench sweep`-style search.
+MF_VS_SVD = MFConfig(k=100, use_bias=True, l2=1e-5, learning_rate=0.003, batch_size=1024, epochs=20)
+
+
+def surprise(data, args) -> pd.DataFrame:
+    split = make_split(data, "seed", seed=0, valid_fraction=0.0)
+    rows = []
+    try:
+        import surprise as sp
+    except ImportError:
+        print("scikit-surprise is not installed: pip install -e '.[bench]'", file=sys.stderr)
+    else:
+        reader = sp.Reader(rating_scale=(1, 5))
+        trainset = sp.Dataset.load_from_df(split.train[["user", "item", "rating"]], reader)
+        trainset = trainset.build_full_trainset()
+        algo = sp.SVD(n_factors=100, n_epochs=20, random_state=0)
+        start = time.perf_counter()
+        algo.fit(trainset)
+        seconds = time.perf_counter() - start
+        predictions = np.array(
+            [
+                algo.predict(u, i).est
+                for u, i in zip(split.test["user"], split.test["item"], strict=True)
+            ]
+        )
+        error = predictions - split.test["rating"].to_numpy()
+        rows.append(
+            {
+                "model": "Surprise SVD k=100, 20 epochs (SGD, batch 1)",
+                "ratings/s": 20 * len(split.train) / seconds,
+                "fit s": seconds,
+                "test RMSE": float(np.sqrt(np.mean(error**2))),
+            }
+        )
+    result = train(MF_VS_SVD, split)
+    rows.append(
+        {
+            "model": "bench MF k=100, bias, L2, batch 1024, 20 epochs",
+            "ratings/s": _steady_rate(result, len(split.train)),
+            "fit s": result.fit_seconds,
+            "test RMSE": result.test["test_rmse"],
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+def _study(split: Split, tmp: Path, name: str, n_trials: int, **settings) -> tuple:
+    settings = SweepSettings(
+        arch="mf",
+        n_trials=n_trials,
+        timeout=None,
+        pruner="none",
+        storage=str(tmp / f"{name}.log"),
+        tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}",
+        study_name=name,
+        **settings,
+    )
+    prepared = prepare(settings, split)
+    study = optuna.load_study(study_name=name, storage=make_storage(prepared.storage_url))
+    return prepared, study
+
+
+def overhead(data, args) -> pd.DataFrame:
+    """20-epoch MF trials (post settings, epochs=20) in a real study, tracked in MLflow."""
+    split = make_split(data, "seed", seed=0, valid_fraction=0.1)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch_size in (32, 1024):
+            name = f"overhead-{batch_size}"
+            prepared, study = _study(split, Path(tmp), name, 7)
+            fixed = {
+                "k": 3,
+                "use_bias": False,
+                "l2_on": False,
+                "learning_rate": 0.001,
+                "batch_size": batch_size,
+                "epochs": 20,
+                "loss": "mse",
+            }
+            for _ in range(6):
+                study.enqueue_trial(fixed)
+            study.optimize(Objective(prepared, split), n_trials=7)  # trial 0: post settings
+            client = MlflowClient(prepared.tracking_uri)
+            # the first fixed trial also pays one-off warm-up; keep the other five
+            for trial in [t for t in study.trials if t.params == fixed][1:]:
+                metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
+                duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+                training = metrics["train_seconds"]
+                rows.append({"batch": batch_size, "trial s": duration, "training s": training})
+    frame = pd.DataFrame(rows).groupby("batch").mean().reset_index()
+    frame["overhead s"] = frame["trial s"] - frame["training s"]
+    frame["overhead share"] = frame["overhead s"] / frame["trial s"]
+    return frame
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory(data, args) -> pd.DataFrame:
+    split = make_split(data, "seed", seed=0, valid_fraction=0.1)
+    rss = []
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, study = _study(split, Path(tmp), "memory", args.memory_trials, max_epochs=5)
+        study.sampler = optuna.samplers.TPESampler(seed=0)
+        study.optimize(
+            Objective(prepared, split),
+            n_trials=args.memory_trials,
+            callbacks=[lambda study, trial: rss.append(_rss_mb())],
+        )
+    return pd.DataFrame(
+        [
+            {
+                "trials": len(rss),
+                "RSS after trial 1 MB": rss[0],
+                "RSS after trial 10 MB": rss[min(9, len(rss) - 1)],
+                "RSS after last MB": rss[-1],
+                "peak MB": max(rss),
+                "growth 10->last MB": rss[-1] - rss[min(9, len(rss) - 1)],
+            }
+        ]
+    )
+
+
+def sweep(data, args) -> pd.DataFrame:
+    rows = []
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "studies" / "sweep.py"),
+                    "--timeout",
+                    str(args.sweep_timeout),
+                    "--workers",
+                    str(workers),
+                ]
+                + (["--data-dir", args.data_dir] if args.data_dir else []),
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+            )
+            wall = time.perf_counter() - start
+            counts = {}
+            for arch in ("mf", "nnmf", "nn"):
+                study = optuna.load_study(
+                    study_name=f"{arch}-seed",
+                    storage=make_storage(str(Path(tmp) / "optuna-journal.log")),
+                )
+                counts[arch] = len(study.trials)
+        rows.append(
+            {
+                "workers": workers,
+                "wall s": wall,
+                **{f"{a} trials": n for a, n in counts.items()},
+                "trials/hour": sum(counts.values()) * 3600 / wall,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+SECTIONS = {
+    "post_mf": post_mf,
+    "throughput": throughput,
+    "surprise": surprise,
+    "overhead": overhead,
+    "memory": memory,
+    "sweep": sweep,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--epochs", type=int, default=100, help="post_mf epochs")
+    parser.add_argument("--memory-trials", type=int, default=100)
+    parser.add_argument("--sweep-timeout", type=int, default=60, help="seconds per architecture")
     parser.add_argument("--data-dir")
     args = parser.parse_args()
-    split = make_split(load_movielens(args.data_dir), "seed", seed=0, valid_fraction=0.0)
-    print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} CPUs")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    data = load_movielens(args.data_dir)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     for name in args.sections.split(","):
-        print(f"\n## {name}")
-        print(
-            SECTIONS[name](split, args.epochs).to_string(index=False, float_format="{:.4g}".format)
-        )
+        start = time.perf_counter()
+        table = SECTIONS[name](data, args)
+        print(f"\n## {name} ({time.perf_counter() - start:.0f} s)")
+        print(table.to_string(index=False, float_format="{:.4g}".format), flush=True)
 
 
 if __name__ == "__main__":

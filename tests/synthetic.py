@@ -27,7 +27,7 @@ def synthetic_ratings(n_users: int = 30, n_items: int = 40, density: float = 0.3
 
 
 def write_folder(folder: Path, ratings: pd.DataFrame, seed: int = 0) -> Path:
-    """Write u.data, u.item, u.genre and a u1.base/u1.test pair in MovieLens format."""
+    """Write u.data, u.item, u.genre and folds u1, u2 (base/test pairs) in MovieLens format."""
     folder.mkdir(parents=True, exist_ok=True)
     ratings.to_csv(folder / "u.data", sep="\t", header=False, index=False)
     lines = []
@@ -38,7 +38,8 @@ def write_folder(folder: Path, ratings: pd.DataFrame, seed: int = 0) -> Path:
         )
     (folder / "u.item").write_text("\n".join(lines) + "\n", encoding="latin-1")
     (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)))
-    test_rows = np.random.default_rng(seed).random(len(ratings)) < 0.2
-    ratings[~test_rows].to_csv(folder / "u1.base", sep="\t", header=False, index=False)
-    ratings[test_rows].to_csv(folder / "u1.test", sep="\t", header=False, index=False)
+    for fold in ("u1", "u2"):
+        test_rows = np.random.default_rng([seed, int(fold[1])]).random(len(ratings)) < 0.2
+        ratings[~test_rows].to_csv(folder / f"{fold}.base", sep="\t", header=False, index=False)
+        ratings[test_rows].to_csv(folder / f"{fold}.test", sep="\t", header=False, index=False)
     return folder

@@ -1,0 +1,196 @@
+"""The benchmark job's parts on toy cases, and the job end to end on small generated data."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import mlflow
+import mlflow.keras
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import stats as scipy_stats
+
+from bench import benchmark
+from bench.baselines import DampedBias, GlobalMean
+from bench.config import MFConfig
+from bench.ranking import ranking_metrics, top_k_unseen
+from bench.recommend import load_keras_model, recommend
+from bench.stats import describe_folds, find_regressions, paired
+from bench.train import predict_codes, train
+
+
+def test_damped_bias_matches_a_hand_computation():
+    train_frame = pd.DataFrame({"user": [0, 0, 1], "item": [0, 1, 0], "rating": [5, 3, 4]})
+    model = DampedBias(n_users=2, n_items=2, damping=1.0).fit(train_frame)
+    mu = 4.0
+    b_item = np.array([((5 - mu) + (4 - mu)) / (2 + 1), (3 - mu) / (1 + 1)])
+    b_user = np.array(
+        [((5 - mu - b_item[0]) + (3 - mu - b_item[1])) / (2 + 1), (4 - mu - b_item[0]) / (1 + 1)]
+    )
+    expected = mu + b_user[[1, 0]] + b_item[[1, 0]]
+    np.testing.assert_allclose(model.predict(np.array([1, 0]), np.array([1, 0])), expected)
+    assert GlobalMean().fit(train_frame).predict(np.array([0, 1]), np.array([1, 1])).tolist() == [
+        4.0,
+        4.0,
+    ]
+
+
+def test_ranking_metrics_match_a_hand_computation():
+    # 1 user, 6 items; item 0 was rated in training; test: items 1 (5 stars), 2 (2), 3 (4).
+    train_frame = pd.DataFrame({"user": [0], "item": [0], "rating": [5]})
+    test_frame = pd.DataFrame({"user": [0, 0, 0], "item": [1, 2, 3], "rating": [5, 2, 4]})
+    scores = np.array([9.0, 3.0, 5.0, 1.0, 4.0, 0.0])  # unseen order: 2, 4, 1, 3, 5
+    metrics = ranking_metrics(lambda u: scores, train_frame, test_frame, n_items=6, k=3)
+    # top 3 = [2, 4, 1]; relevant = {1, 3}; one hit, at rank 3
+    assert metrics["precision_at_3"] == pytest.approx(1 / 3)
+    assert metrics["recall_at_3"] == pytest.approx(1 / 2)
+    ideal = 1 + 1 / np.log2(3)
+    assert metrics["ndcg_at_3"] == pytest.approx((1 / np.log2(4)) / ideal)
+    seen = np.array([True, False, False, False, False, False])
+    assert top_k_unseen(scores, seen, 2).tolist() == [2, 4]
+
+
+def test_fold_metrics_equal_a_hand_computation(small_data):
+    split = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
+    result = benchmark.evaluate("global_mean", "global_mean", split, seed=0)
+    error = split.test["rating"].to_numpy() - split.train["rating"].mean()
+    assert result.metrics["mae"] == pytest.approx(np.abs(error).mean())
+    assert result.metrics["rmse"] == pytest.approx(np.sqrt((error**2).mean()))
+    assert len(split.train) == len(small_data.read_split_file("u1.base"))  # no validation cut
+
+
+def test_fold_statistics_and_paired_tests_match_scipy():
+    values = np.array([0.91, 0.93, 0.92, 0.95, 0.90])
+    d = describe_folds(values)
+    half = scipy_stats.t.ppf(0.975, 4) * values.std(ddof=1) / np.sqrt(5)
+    assert d["ci_low"] == pytest.approx(values.mean() - half)
+    other = values - np.array([0.01, 0.02, 0.015, 0.012, 0.018])
+    comparison = paired("nn", values, "mf", other, "rmse")
+    assert comparison.worse_by == pytest.approx(0.015)
+    assert comparison.p_t == pytest.approx(scipy_stats.ttest_rel(values, other).pvalue)
+    assert comparison.sentence().startswith("nn trails mf on rmse by 0.0150 ± ")
+    assert paired("nn", values, "mf", other, "ndcg_at_10").sentence().startswith("nn beats mf")
+
+
+def _results(rmse_shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for model in ("mf", "bias"):
+        for fold in ("u1", "u2", "u3", "u4", "u5"):
+            rmse = 0.95 + rng.normal(scale=0.01)
+            rows.append(
+                {
+                    "model": model,
+                    "fold": fold,
+                    "rmse": rmse + rmse_shift,
+                    "mae": rmse * 0.8,
+                    "precision_at_10": 0.1,
+                    "recall_at_10": 0.1,
+                    "ndcg_at_10": 0.2,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_gate_passes_an_unchanged_rerun_and_flags_a_better_baseline():
+    new = _results()
+    assert find_regressions(new, new.copy()) == []
+    better_baseline = _results(rmse_shift=-0.02)
+    regressions = find_regressions(new, better_baseline)
+    assert {(r.model, r.metric) for r in regressions} == {("mf", "rmse"), ("bias", "rmse")}
+    message = regressions[1].message()
+    assert message.startswith("mf regressed on rmse:") and "p = " in message
+    noisy = _results(rmse_shift=-0.002)  # worse, but by less than the minimum
+    assert find_regressions(new, noisy) == []
+
+
+def test_logged_model_round_trips_with_identical_predictions(small_split, tmp_path):
+    result = train(replace(MFConfig(k=3, use_bias=True), epochs=2), small_split)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        mlflow.keras.log_model(result.model, name="model")
+    loaded = load_keras_model(
+        f"runs:/{run.info.run_id}/model", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    users, items = small_split.test["user"].to_numpy(), small_split.test["item"].to_numpy()
+    np.testing.assert_array_equal(
+        predict_codes(loaded, users, items), predict_codes(result.model, users, items)
+    )
+
+
+def test_recommend_lists_unseen_titles(small_data):
+    split = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
+    model = train(replace(MFConfig(k=2), epochs=2), split).model
+    user_id = int(small_data.ratings["user_id"].iloc[0])
+    table = recommend(model, small_data, user_id, k=5)
+    rated = set(small_data.ratings.loc[small_data.ratings["user_id"] == user_id, "item_id"])
+    assert len(table) == 5 and not rated & set(table["movie id"])
+    assert table["title"].str.startswith("Film ").all()
+    assert table["predicted rating"].is_monotonic_decreasing
+
+
+def _job_args(tmp_path, *extra: str):
+    configs = tmp_path / "configs.json"
+    configs.write_text(
+        json.dumps({"mf": {"k": 2, "epochs": 2}, "nn": {"epochs": 2, "batch_size": 64}})
+    )
+    return benchmark.parse_args(
+        [
+            "--configs",
+            str(configs),
+            "--archs",
+            "mf,nn",
+            "--folds",
+            "u1,u2",
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--report-dir",
+            str(tmp_path / "report"),
+            *extra,
+        ]
+    )
+
+
+def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
+    assert benchmark.run(_job_args(tmp_path), small_data) == 0
+    out = capsys.readouterr().out
+    assert "no earlier benchmark run" in out
+    assert "mf trails nn on rmse" in out or "mf beats nn on rmse" in out
+    report = tmp_path / "report"
+    results = pd.read_csv(report / "results.csv")
+    assert set(results["model"]) == {"mf", "nn", "global_mean", "bias"}
+    assert set(results["fold"]) == {"u1", "u2"}
+    for name in ("report.md", "metrics.png", "loss_curves.png", "embeddings.png"):
+        assert (report / name).is_file()
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(benchmark.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1 + 4 * 2
+    mf_run = next(r for r in runs if r.data.tags.get("model") == "mf")
+    loaded = load_keras_model(
+        f"runs:/{mf_run.info.run_id}/model", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    assert loaded.count_params() == (small_data.n_users + 1 + small_data.n_items + 1) * 2
+
+    assert benchmark.run(_job_args(tmp_path), small_data) == 0  # unchanged rerun: gate passes
+    assert "regression gate: no metric worse" in capsys.readouterr().out
+
+    doctored = results.copy()
+    doctored.loc[doctored["model"] == "mf", "rmse"] -= 0.05
+    doctored.to_csv(tmp_path / "baseline.csv", index=False)
+    assert (
+        benchmark.run(_job_args(tmp_path, "--baseline", str(tmp_path / "baseline.csv")), small_data)
+        == 1
+    )
+    assert "mf regressed on rmse" in capsys.readouterr().out
+
+
+def test_bad_config_file_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match=r"bad\.json: not a valid pinned-config file"):
+        benchmark.load_pinned(tmp_path / "bad.json")
