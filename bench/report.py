@@ -142,7 +142,7 @@ def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
     """Validation MAE against fit seconds over all completed trials of each arch's study."""
     client = MlflowClient(tracking_uri)
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    plotted = False
+    best_values = []
     for arch in archs:
         experiment = client.get_experiment_by_name(f"{arch}-{study_split}")
         if experiment is None:
@@ -165,8 +165,11 @@ def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
                 best = v
         line = ax.scatter(seconds, values, s=12, alpha=0.5, label=f"{arch} trials")
         ax.step(*zip(*front, strict=True), where="post", color=line.get_facecolor()[0])
-        plotted = True
+        best_values.append(best)
+    plotted = bool(best_values)
     if plotted:
+        low = min(best_values)
+        ax.set_ylim(low - 0.01, low + 0.15)  # diverged trials would flatten the interesting part
         ax.set(
             xscale="log",
             xlabel="fit seconds",
