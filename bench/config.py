@@ -124,6 +124,7 @@ class SweepSettings:
     pruner: Literal["none", "median", "hyperband"] = "median"
     workers: int = 1
     max_epochs: int | None = None  # cap on sampled epochs; None: the space's own maximum
+    trials_per_process: int | None = 25  # recycle worker processes (bounds TF's native memory)
     storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
     tracking_uri: str | None = None
     study_name: str | None = None

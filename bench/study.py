@@ -62,10 +62,11 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url, lock))
 
 
-def make_sampler(seed: int, worker: int, trials_before: int) -> optuna.samplers.BaseSampler:
-    """TPE seeded per worker and per invocation, so no two samplers draw the same sequence
-    (a resumed study with the first run's seed would repeat its random start-up trials)."""
-    return optuna.samplers.TPESampler(seed=seed + 1000 * worker + 1_000_003 * trials_before)
+def make_sampler(seed: int, stream: tuple[int, ...]) -> optuna.samplers.BaseSampler:
+    """TPE seeded per sampler stream (invocation, worker, process generation), so no two
+    samplers draw the same sequence: a resumed study, a second worker or a recycled worker
+    process with the first one's seed would repeat its random start-up trials."""
+    return optuna.samplers.TPESampler(seed=hash((seed, *stream)) % 2**32)
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -213,33 +214,42 @@ class Objective:
         mlflow.end_run(status)
 
 
-def run_worker(
-    prepared: Prepared, split: Split, worker: int, n_trials: int, threads: int | None = None
-) -> None:
-    """Load the study and run `n_trials` trials (or until the timeout) in this process."""
-    if threads:
+@dataclass(frozen=True)
+class WorkerJob:
+    """One worker process's share: `n_trials` trials, stopping at `timeout` seconds."""
+
+    worker: int
+    generation: int
+    n_trials: int
+    timeout: float | None
+    threads: int | None = None
+
+
+def run_worker(prepared: Prepared, split: Split, job: WorkerJob) -> None:
+    """Load the study and run the job's trials in this process."""
+    if job.threads:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(job.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(job.threads)
     settings = prepared.settings
     mlflow.set_tracking_uri(prepared.tracking_uri)
     study = optuna.load_study(
         study_name=settings.name,
         storage=make_storage(prepared.storage_url),
-        sampler=make_sampler(settings.seed, worker, prepared.trials_before),
+        sampler=make_sampler(settings.seed, (prepared.trials_before, job.worker, job.generation)),
         pruner=make_pruner(settings.pruner, settings.max_epochs or MAX_EPOCHS[settings.arch]),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
-        Objective(prepared, split), n_trials=n_trials, timeout=settings.timeout, catch=(Exception,)
+        Objective(prepared, split), n_trials=job.n_trials, timeout=job.timeout, catch=(Exception,)
     )
 
 
-def _worker_process(prepared: Prepared, split: Split, worker: int, n: int, threads: int) -> None:
+def _worker_process(prepared: Prepared, split: Split, job: WorkerJob) -> None:
     """Entry point of a worker process: Ctrl-C ends it quietly once its trial is marked."""
     try:
-        run_worker(prepared, split, worker, n, threads)
+        run_worker(prepared, split, job)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 
@@ -291,8 +301,9 @@ def run_study(settings: SweepSettings, split: Split | None = None) -> optuna.Stu
     watcher.start()
     status = "KILLED"
     try:
-        if settings.workers == 1:
-            run_worker(prepared, split, 0, settings.n_trials)
+        recycle = settings.trials_per_process and settings.n_trials > settings.trials_per_process
+        if settings.workers == 1 and not recycle:
+            run_worker(prepared, split, WorkerJob(0, 0, settings.n_trials, settings.timeout))
         else:
             _run_processes(prepared, split)
         status = "FINISHED"
@@ -304,28 +315,55 @@ def run_study(settings: SweepSettings, split: Split | None = None) -> optuna.Stu
 
 
 def _run_processes(prepared: Prepared, split: Split) -> None:
+    """settings.workers slots, each running its share of trials in a sequence of worker
+    processes of at most settings.trials_per_process trials: TensorFlow keeps native memory
+    (compiled functions, XLA executables) for each trial's model until its process exits."""
     settings = prepared.settings
     threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    per_process = settings.trials_per_process or settings.n_trials
+    deadline = time.monotonic() + settings.timeout if settings.timeout else None
+    remaining = _share(settings.n_trials, settings.workers)
+    generations = [0] * settings.workers
+    running: dict[int, multiprocessing.Process] = {}
     context = multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_worker_process, args=(prepared, split, worker, n, threads))
-        for worker, n in enumerate(_share(settings.n_trials, settings.workers))
-        if n > 0
-    ]
-    for process in processes:
-        process.start()
     try:
-        for process in processes:
-            process.join()
+        while True:
+            for worker, process in list(running.items()):
+                if not process.is_alive():
+                    process.join()
+                    del running[worker]
+                    _check_exit(process.exitcode)
+            time_left = None if deadline is None else deadline - time.monotonic()
+            for worker in range(settings.workers):
+                if worker in running or remaining[worker] == 0 or (time_left or 1) <= 0:
+                    continue
+                job = WorkerJob(
+                    worker,
+                    generations[worker],
+                    min(per_process, remaining[worker]),
+                    time_left,
+                    threads,
+                )
+                remaining[worker] -= job.n_trials
+                generations[worker] += 1
+                running[worker] = context.Process(
+                    target=_worker_process, args=(prepared, split, job)
+                )
+                running[worker].start()
+            if not running:
+                return
+            time.sleep(0.2)
     except KeyboardInterrupt:
-        for process in processes:  # they got the same SIGINT; give them time to mark trials
+        for process in running.values():  # they got the same SIGINT; let them mark trials
             process.join(timeout=30)
         raise
-    if any(p.exitcode == 130 for p in processes):
+
+
+def _check_exit(code: int | None) -> None:
+    if code == 130:
         raise KeyboardInterrupt
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed:
-        raise BenchError(f"{len(failed)} worker process(es) exited with codes {failed}")
+    if code != 0:
+        raise BenchError(f"a worker process exited with code {code}; see its output above")
 
 
 def finish_parent(prepared: Prepared, status: str) -> None:

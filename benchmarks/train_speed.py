@@ -1,6 +1,6 @@
 """Training-speed benchmark: measures side by side in one run and prints tables.
 
-    python benchmarks/train_speed.py [--sections post_mf,throughput,surprise,overhead,memory,sweep]
+    python benchmarks/train_speed.py [--sections NAME,...]   (default: all, in this order)
 
 Sections:
 - post_mf: the post's MF (k=3, batch 32, 100 epochs) with a plain Keras `fit` and the
@@ -10,7 +10,9 @@ Sections:
   MF at k=100, batch 1024, on the same split: ratings/s and test RMSE.
 - overhead: a study of 20-epoch MF trials; time outside steady-state training per trial.
 - memory: RSS over 100 sequential trials of the default MF space in one process.
-- sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers.
+- parallel: one fixed list of MF trials run with 1 and with 2 worker processes.
+- sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers
+  (TPE draws different trials in each, so compare with `parallel` for the speed-up).
 Not part of the test suite; absolute seconds vary with the machine and its load.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -33,7 +36,8 @@ from mlflow.tracking import MlflowClient
 
 from bench.config import MFConfig, SweepSettings, TrainOptions
 from bench.data import Split, load_movielens, make_split
-from bench.study import Objective, make_storage, prepare
+from bench.spaces import suggest_config
+from bench.study import Objective, make_storage, prepare, run_study
 from bench.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,6 +198,9 @@ def _rss_mb() -> float:
 
 
 def memory(data, args) -> pd.DataFrame:
+    """RSS over 100 trials of the default MF space (at most 5 epochs each): first all in
+    this one process, then through `run_study`, whose worker processes are recycled every
+    `trials_per_process` trials (peak RSS of any child process, from getrusage)."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.1)
     rss = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,16 +211,25 @@ def memory(data, args) -> pd.DataFrame:
             n_trials=args.memory_trials,
             callbacks=[lambda study, trial: rss.append(_rss_mb())],
         )
+        settings = replace(prepared.settings, study_name="memory-recycled")
+        run_study(settings, split)
+    ten = rss[min(9, len(rss) - 1)]
+    recycled_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return pd.DataFrame(
         [
             {
+                "mode": "one process",
                 "trials": len(rss),
-                "RSS after trial 1 MB": rss[0],
-                "RSS after trial 10 MB": rss[min(9, len(rss) - 1)],
+                "RSS after 10 MB": ten,
                 "RSS after last MB": rss[-1],
+                "growth 10->last MB": rss[-1] - ten,
                 "peak MB": max(rss),
-                "growth 10->last MB": rss[-1] - rss[min(9, len(rss) - 1)],
-            }
+            },
+            {
+                "mode": f"recycled every {settings.trials_per_process}",
+                "trials": len(rss),
+                "peak MB": recycled_peak,
+            },
         ]
     )
 
@@ -256,12 +272,58 @@ def sweep(data, args) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def parallel(data, args) -> pd.DataFrame:
+    """The same list of MF trials (drawn at random from the space, at most 20 epochs) run
+    with 1 and with 2 worker processes: a like-for-like trials/hour comparison."""
+    split = make_split(data, "seed", seed=0, valid_fraction=0.1)
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial_list = []
+    for _ in range(args.parallel_trials):
+        trial = draw.ask()
+        suggest_config(trial, "mf", max_epochs=20)
+        trial_list.append(trial.params)
+        draw.tell(trial, 0.0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            name = f"parallel-{workers}"
+            settings = SweepSettings(
+                arch="mf",
+                n_trials=len(trial_list),
+                timeout=None,
+                pruner="none",
+                workers=workers,
+                max_epochs=20,
+                storage=str(Path(tmp) / f"{name}.log"),
+                tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                study_name=name,
+            )
+            study = optuna.create_study(study_name=name, storage=make_storage(settings.storage))
+            for params in trial_list:
+                study.enqueue_trial(params)
+            start = time.perf_counter()
+            run_study(settings, split)
+            wall = time.perf_counter() - start
+            rows.append(
+                {
+                    "workers": workers,
+                    "trials": len(trial_list),
+                    "wall s": wall,
+                    "trials/hour": len(trial_list) * 3600 / wall,
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame["speed-up"] = frame["wall s"].iloc[0] / frame["wall s"]
+    return frame
+
+
 SECTIONS = {
     "post_mf": post_mf,
     "throughput": throughput,
     "surprise": surprise,
     "overhead": overhead,
     "memory": memory,
+    "parallel": parallel,
     "sweep": sweep,
 }
 
@@ -271,6 +333,7 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--epochs", type=int, default=100, help="post_mf epochs")
     parser.add_argument("--memory-trials", type=int, default=100)
+    parser.add_argument("--parallel-trials", type=int, default=24)
     parser.add_argument("--sweep-timeout", type=int, default=60, help="seconds per architecture")
     parser.add_argument("--data-dir")
     args = parser.parse_args()

@@ -178,3 +178,11 @@ def test_sampler_and_pruner_never_see_test_metrics(small_split, tiny, monkeypatc
     assert not any(abs(s - t) < 1e-12 for s in spy.seen for t in test_values)
     completed = [t for t in study.trials if t.value is not None]
     assert all(any(abs(t.value - v) < 1e-9 for v in val_values) for t in completed)
+
+
+def test_recycled_worker_processes_run_exactly_n_distinct_trials(small_split, tiny):
+    settings = tiny("mf", n_trials=5, trials_per_process=2)  # processes of 2, 2 and 1 trials
+    study = run_study(settings, small_split)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 5
+    assert_stores_agree(settings)
