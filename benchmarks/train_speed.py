@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -190,17 +190,49 @@ def overhead(data, args) -> pd.DataFrame:
     return frame
 
 
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _rss_mb(pid: int | str = "self") -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class ChildPeakRss:
+    """Polls /proc for this process's children and records each child's peak RSS."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(0.5):
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if fields[1] == me:
+                    pid = int(stat.parent.name)
+                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), _rss_mb(pid))
+
+    def __enter__(self) -> ChildPeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def memory(data, args) -> pd.DataFrame:
     """RSS over 100 trials of the default MF space (at most 5 epochs each): first all in
     this one process, then through `run_study`, whose worker processes are recycled every
-    `trials_per_process` trials (peak RSS of any child process, from getrusage)."""
+    `trials_per_process` trials (peak RSS of any worker process, polled from /proc)."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.1)
     rss = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,9 +244,10 @@ def memory(data, args) -> pd.DataFrame:
             callbacks=[lambda study, trial: rss.append(_rss_mb())],
         )
         settings = replace(prepared.settings, study_name="memory-recycled")
-        run_study(settings, split)
+        with ChildPeakRss() as children:
+            run_study(settings, split)
     ten = rss[min(9, len(rss) - 1)]
-    recycled_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    recycled_peak = max(children.peaks.values(), default=float("nan"))
     return pd.DataFrame(
         [
             {
@@ -226,7 +259,7 @@ def memory(data, args) -> pd.DataFrame:
                 "peak MB": max(rss),
             },
             {
-                "mode": f"recycled every {settings.trials_per_process}",
+                "mode": f"worker processes of {settings.trials_per_process} trials",
                 "trials": len(rss),
                 "peak MB": recycled_peak,
             },
@@ -238,21 +271,24 @@ def sweep(data, args) -> pd.DataFrame:
     rows = []
     for workers in (1, 2):
         with tempfile.TemporaryDirectory() as tmp:
+            journal = str(Path(tmp) / "optuna-journal.log")
             start = time.perf_counter()
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "studies" / "sweep.py"),
-                    "--timeout",
-                    str(args.sweep_timeout),
-                    "--workers",
-                    str(workers),
-                ]
-                + (["--data-dir", args.data_dir] if args.data_dir else []),
-                cwd=tmp,
-                check=True,
-                capture_output=True,
-            )
+            # explicit store and journal: this process's MLflow calls set $MLFLOW_TRACKING_URI
+            command = [
+                sys.executable,
+                str(ROOT / "studies" / "sweep.py"),
+                "--timeout",
+                str(args.sweep_timeout),
+                "--workers",
+                str(workers),
+                "--tracking-uri",
+                f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                "--storage",
+                journal,
+            ]
+            if args.data_dir:
+                command += ["--data-dir", args.data_dir]
+            subprocess.run(command, cwd=tmp, check=True, capture_output=True)
             wall = time.perf_counter() - start
             counts = {}
             for arch in ("mf", "nnmf", "nn"):
