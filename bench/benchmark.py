@@ -34,7 +34,7 @@ from bench.errors import BenchError
 from bench.evaluate import rating_metrics
 from bench.ranking import ranking_metrics
 from bench.spaces import suggest_config
-from bench.stats import GATED, describe_folds, find_regressions, paired
+from bench.stats import GATED, Regression, describe_folds, find_regressions, paired
 from bench.study import default_storage, make_storage
 from bench.tracking import as_metrics, environment_tags, log_batch, resolve_tracking_uri, setup
 from bench.train import predict_codes, train
@@ -86,6 +86,19 @@ class FoldResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     keras_model: keras.Model | None = None
+
+
+@dataclass
+class Outcome:
+    """Everything the report shows of one benchmark run."""
+
+    results: pd.DataFrame  # one row per model and fold
+    summary: pd.DataFrame  # one row per model: mean ± std and CIs
+    sentences: list[str]  # paired comparisons in words
+    regressions: list[Regression]
+    folds: list[FoldResult]
+    configs: dict[str, ModelConfig]
+    source: str
 
 
 def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
@@ -160,13 +173,14 @@ def comparisons(results: pd.DataFrame, archs: list[str]) -> list[str]:
 
 
 def previous_results(
-    client: MlflowClient, experiment_id: str, folds_tag: str
+    client: MlflowClient, experiment_id: str, folds_tag: str, source: str
 ) -> pd.DataFrame | None:
-    """Per-fold results of the latest finished benchmark run on the same folds, if any."""
+    """Per-fold results of the latest finished benchmark run on the same folds with configs
+    from the same source (another source's configs are no baseline), if any."""
     runs = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`bench.kind` = 'benchmark' and tags.folds = '{folds_tag}' "
-        "and attributes.status = 'FINISHED'",
+        f"and tags.config_source = '{source}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -239,14 +253,14 @@ def run(args: argparse.Namespace, data: MovieLens | None = None) -> int:
     if args.from_studies:
         storage = args.storage or default_storage(tracking_uri)
         configs = configs_from_studies(storage, {a: f"{a}-{args.study_split}" for a in archs})
-        source = f"studies in {storage}"
+        source = f"best trials of the {args.study_split} studies in {Path(storage).name}"
     else:
         pinned = load_pinned(args.configs)
         missing = [a for a in archs if a not in pinned]
         if missing:
             raise BenchError(f"{args.configs} has no config for {missing}")
         configs = {a: pinned[a] for a in archs}
-        source = str(args.configs)
+        source = f"pinned file {args.configs.name}"  # no absolute path: the gate matches on it
     if args.max_epochs:
         configs = {a: replace(c, epochs=min(c.epochs, args.max_epochs)) for a, c in configs.items()}
     baseline_file = None
@@ -264,7 +278,7 @@ def run(args: argparse.Namespace, data: MovieLens | None = None) -> int:
     previous = (
         baseline_file
         if baseline_file is not None
-        else previous_results(client, experiment_id, folds_tag)
+        else previous_results(client, experiment_id, folds_tag, source)
     )
 
     predictors: dict[str, ModelConfig | str] = {**configs, **{b: b for b in BASELINES}}
@@ -298,18 +312,8 @@ def run(args: argparse.Namespace, data: MovieLens | None = None) -> int:
         )
         args.report_dir.mkdir(parents=True, exist_ok=True)
         results.to_csv(args.report_dir / "results.csv", index=False)
-        write_benchmark_report(
-            args.report_dir,
-            results,
-            summary,
-            sentences,
-            regressions,
-            folds,
-            configs,
-            tracking_uri,
-            args.study_split,
-            source,
-        )
+        outcome = Outcome(results, summary, sentences, regressions, folds, configs, source)
+        write_benchmark_report(args.report_dir, outcome, tracking_uri, args.study_split)
         mlflow.log_artifacts(str(args.report_dir))
         mlflow.log_metrics(
             {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}

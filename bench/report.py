@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +15,9 @@ import pandas as pd  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from bench.tracking import log_metrics  # noqa: E402
+
+if TYPE_CHECKING:
+    from bench.benchmark import Outcome
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 TEST_KEYS = ("test_mae", "test_rmse", "test_mae_rounded")
@@ -183,46 +187,38 @@ def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
 
 
 def write_benchmark_report(
-    folder: Path,
-    results,
-    summary,
-    sentences,
-    regressions,
-    folds,
-    configs,
-    tracking_uri,
-    study_split: str,
-    source: str,
+    folder: Path, outcome: Outcome, tracking_uri: str, study_split: str
 ) -> Path:
     """report.md with the tables and sentences, and the PNG figures beside it."""
+    results, configs = outcome.results, outcome.configs
     _metric_bars(results, folder / "metrics.png")
-    _loss_curves(folds, folder / "loss_curves.png")
-    _embedding_histograms(folds, folder / "embeddings.png")
+    _loss_curves(outcome.folds, folder / "loss_curves.png")
+    _embedding_histograms(outcome.folds, folder / "embeddings.png")
     has_pareto = _pareto(tracking_uri, list(configs), study_split, folder / "pareto.png")
     gate = (
-        "\n".join(f"- **{r.message()}**" for r in regressions)
-        if regressions
+        "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
+        if outcome.regressions
         else "No metric regressed beyond noise and the minimum difference."
     )
     pareto = (
         "![pareto](pareto.png)" if has_pareto else "(No sweep study in this store: no Pareto plot.)"
     )
     config_rows = pd.DataFrame(
-        [{"arch": arch, **vars(config)} for arch, config in configs.items()]
-    ).astype(str)
+        [{"arch": arch, **vars(config)} for arch, config in configs.items()], dtype=object
+    ).fillna("-")
     text = f"""# Benchmark report
 
-Configs from {source}; folds {", ".join(results["fold"].unique())}.
+Configs from {outcome.source}; folds {", ".join(results["fold"].unique())}.
 Mean ± sample std over folds; 95 % CI of the mean from the t distribution.
 Ranking metrics: relevant = test rating >= 4; each user's unseen items are ranked.
 
 ## Results
 
-{markdown_table(summary)}
+{markdown_table(outcome.summary)}
 
 ## Paired comparisons (per fold)
 
-{chr(10).join(f"- {line}" for line in sentences)}
+{chr(10).join(f"- {line}" for line in outcome.sentences)}
 
 With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the t-test.
 
