@@ -34,7 +34,7 @@ from bench.tracking import (
     resolve_tracking_uri,
     setup,
 )
-from bench.train import TrainingDiverged, train
+from bench.train import train
 
 FINISHED_STATES = (
     optuna.trial.TrialState.COMPLETE,
@@ -189,9 +189,7 @@ class Objective:
         try:
             mlflow.log_params({f"optuna.{k}": v for k, v in trial.params.items()})
             result = train(config, self.split, self.options, on_epoch_end=report)
-            value = result.history[self.metric][-1]
-            if value != value:  # NaN
-                raise TrainingDiverged(f"{self.metric} is NaN")
+            log_training(result, self.split, self.options, figure=False)
         except optuna.TrialPruned:
             self._end(run.info.run_id, config, curves, "PRUNED", "FINISHED")
             raise
@@ -203,10 +201,9 @@ class Objective:
                 run.info.run_id, config, curves, "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
             )
             raise
-        log_training(result, self.split, self.options, figure=False)
         mlflow.set_tag("trial_state", "COMPLETE")
         mlflow.end_run("FINISHED")
-        return value
+        return result.history[self.metric][-1]
 
     def _end(self, run_id: str, config, curves, state: str, status: str, error: str = "") -> None:
         tags = {"trial_state": state, "arch": config.arch, **({"error": error} if error else {})}
