@@ -181,13 +181,6 @@ def predict_codes(
     return predictions
 
 
-def _predictor(model: keras.Model, batch_size: int) -> Callable[[pd.DataFrame], np.ndarray]:
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        return predict_codes(model, frame["user"].to_numpy(), frame["item"].to_numpy(), batch_size)
-
-    return predict
-
-
 def train(
     config: ModelConfig,
     split: Split,
@@ -206,7 +199,8 @@ def train(
         epochs_runner = _PlainFitEpochs(model, config, split.train)
     else:
         epochs_runner = _CompiledEpochs(model, config, split.train, use_xla(config, options))
-    predict = _predictor(model, options.eval_batch_size)
+    batch = options.eval_batch_size
+    valid_users, valid_items, valid_ratings = _inputs(split.valid)  # once, not every epoch
     has_valid = len(split.valid) > 0
     history: dict[str, list[float]] = {"train_loss": []}
     if has_valid:
@@ -224,9 +218,8 @@ def train(
                 f"lower the learning rate or add regularisation"
             )
         if has_valid:
-            y_pred = predict(split.valid)
-            y_true = split.valid["rating"].to_numpy("float32")
-            val_mae, val_rmse = mae_rmse(y_true, y_pred)
+            y_pred = predict_codes(model, valid_users, valid_items, batch)
+            val_mae, val_rmse = mae_rmse(valid_ratings, y_pred)
             val_loss = val_mae if config.loss == "mae" else val_rmse**2
             logs.update(val_loss=val_loss, val_mae=val_mae, val_rmse=val_rmse)
         for name, value in logs.items():
@@ -235,7 +228,8 @@ def train(
             on_epoch_end(epoch, logs)
     fit_seconds = time.perf_counter() - start
 
-    test = rating_metrics(split.test["rating"].to_numpy("float32"), predict(split.test), "test")
+    test_users, test_items, test_ratings = _inputs(split.test)
+    test = rating_metrics(test_ratings, predict_codes(model, test_users, test_items, batch), "test")
     embeddings = {
         "user": model.get_layer(USER_EMBEDDING).get_weights()[0],
         "item": model.get_layer(ITEM_EMBEDDING).get_weights()[0],

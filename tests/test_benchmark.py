@@ -19,6 +19,7 @@ from bench.config import MFConfig
 from bench.ranking import ranking_metrics, top_k_unseen
 from bench.recommend import load_keras_model, recommend
 from bench.stats import describe_folds, find_regressions, paired
+from bench.tracking import setup
 from bench.train import predict_codes, train
 
 
@@ -109,7 +110,7 @@ def test_gate_passes_an_unchanged_rerun_and_flags_a_better_baseline():
 
 def test_logged_model_round_trips_with_identical_predictions(small_split, tmp_path):
     result = train(replace(MFConfig(k=3, use_bias=True), epochs=2), small_split)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    setup("round-trip", f"sqlite:///{tmp_path / 'mlflow.db'}")  # store and experiment both
     with mlflow.start_run() as run:
         mlflow.keras.log_model(result.model, name="model")
     loaded = load_keras_model(
