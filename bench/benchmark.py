@@ -4,6 +4,7 @@ Each architecture's config comes from a pinned file kept in the repository (stab
 scheduled run) or from the best trial of an Optuna study. Every config and baseline is
 trained on each fold's training part and scored on its test part; results are compared
 between models (paired tests) and against the previous benchmark run (regression gate).
+The job has four parts: resolve the configs, run the folds, gate, report.
 
 Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 """
@@ -11,94 +12,112 @@ Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import keras
-import mlflow
 import mlflow.keras
 import numpy as np
 import optuna
 import pandas as pd
+import tensorflow as tf
 from mlflow.tracking import MlflowClient
 
+from bench.archs import ARCHS, config_params, get_arch
 from bench.baselines import DampedBias, GlobalMean
-from bench.config import CONFIGS, ModelConfig, TrainOptions, config_params
-from bench.data import CANONICAL, MovieLens, Split, load_movielens, make_split
+from bench.config import TrainOptions
+from bench.data import RatingData, Split, load_dataset, make_split
+from bench.datasets import DEFAULT
 from bench.errors import BenchError
-from bench.evaluate import rating_metrics
+from bench.metrics import METRICS, mlflow_name, ranking_ks, rating_metrics
 from bench.ranking import ranking_metrics
-from bench.spaces import suggest_config
-from bench.stats import GATED, Regression, describe_folds, find_regressions, paired
-from bench.study import default_storage, make_storage
-from bench.tracking import as_metrics, environment_tags, log_batch, resolve_tracking_uri, setup
+from bench.report import FoldResult, Outcome, write_benchmark_report
+from bench.stats import Regression, describe_folds, find_regressions, paired
+from bench.storage import open_storage, resolve_storage
+from bench.tracking import Tracker, as_metrics, environment_tags, machine_class
 from bench.train import predict_codes, train
 
 EXPERIMENT = "benchmark"
 PINNED = Path(__file__).resolve().parent.parent / "studies" / "pinned_configs.json"
 BASELINES = ("global_mean", "bias")
-REPORTED = ("mae", "rmse", "mae_rounded", "rmse_rounded", *GATED[2:], "fit_seconds")
+REPORTED = tuple(m.name for m in METRICS)
+CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
 
 
-def load_pinned(path: Path) -> dict[str, ModelConfig]:
+def load_pinned(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(path.read_text())
-        return {
-            arch: CONFIGS[arch](
-                **{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-            )
-            for arch, cfg in raw.items()
-        }
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        return {arch: get_arch(arch).from_fields(fields) for arch, fields in raw.items()}
+    except (OSError, json.JSONDecodeError, TypeError, ValueError, BenchError) as exc:
         raise BenchError(
-            f"{path}: not a valid pinned-config file ({exc}); expected JSON mapping "
-            f"mf/nnmf/nn to config fields"
+            f"{path}: not a valid pinned-config file ({exc}); expected a JSON mapping of "
+            f"architecture names ({', '.join(ARCHS)}) to config fields"
         ) from exc
 
 
-def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, ModelConfig]:
+def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, Any]:
     """The best (validation) trial of each study, rebuilt as a config."""
     configs = {}
     for arch, name in names.items():
         try:
-            study = optuna.load_study(study_name=name, storage=make_storage(storage_url))
+            study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
             best = study.best_trial
         except (KeyError, ValueError) as exc:
             raise BenchError(
                 f"study {name!r} in {storage_url} has no completed trial ({exc}); run "
                 f"`bench sweep --arch {arch}` first or use the pinned configs"
             ) from exc
-        max_epochs = max(best.params.get("epochs", 1), 1)
-        configs[arch] = suggest_config(optuna.trial.FixedTrial(best.params), arch, max_epochs)
+        configs[arch] = get_arch(arch).from_params(best.params)
     return configs
 
 
-@dataclass
-class FoldResult:
-    model: str
-    fold: str
-    metrics: dict[str, float]
-    history: dict[str, list[float]] = field(default_factory=dict)
-    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
-    keras_model: keras.Model | None = None
+def study_names(args: argparse.Namespace, archs: list[str]) -> dict[str, str]:
+    """The sweep study of each architecture that --from-studies reads (and the Pareto plot)."""
+    prefix = "" if args.dataset == DEFAULT else f"{args.dataset}-"
+    return {arch: f"{prefix}{arch}-{args.study_split}" for arch in archs}
 
 
-@dataclass
-class Outcome:
-    """Everything the report shows of one benchmark run."""
+@dataclass(frozen=True)
+class Job:
+    """The resolved inputs of one benchmark run."""
 
-    results: pd.DataFrame  # one row per model and fold
-    summary: pd.DataFrame  # one row per model: mean ± std and CIs
-    sentences: list[str]  # paired comparisons in words
-    regressions: list[Regression]
-    folds: list[FoldResult]
-    configs: dict[str, ModelConfig]
+    configs: dict[str, Any]
     source: str
+    studies: dict[str, str]
+    previous_file: pd.DataFrame | None
+
+
+def resolve_configs(args: argparse.Namespace, tracking_uri: str) -> Job:
+    """Part 1: which config each architecture runs, from where, and the gate's baseline file."""
+    archs = [a for a in args.archs.split(",") if a]
+    for arch in archs:
+        get_arch(arch)
+    studies = study_names(args, archs)
+    if args.from_studies:
+        storage = resolve_storage(args.storage, tracking_uri)
+        configs = configs_from_studies(storage, studies)
+        source = f"best trials of the {args.study_split} studies in {Path(storage).name}"
+    else:
+        pinned = load_pinned(args.configs)
+        missing = [a for a in archs if a not in pinned]
+        if missing:
+            raise BenchError(f"{args.configs} has no config for {missing}")
+        configs = {a: pinned[a] for a in archs}
+        source = f"pinned file {args.configs.name}"  # no absolute path: the gate matches on it
+    if args.max_epochs:
+        configs = {a: replace(c, epochs=min(c.epochs, args.max_epochs)) for a, c in configs.items()}
+    previous_file = None
+    if args.baseline is not None:
+        try:
+            previous_file = pd.read_csv(args.baseline)
+        except (OSError, pd.errors.ParserError) as exc:
+            raise BenchError(f"--baseline {args.baseline}: cannot read it ({exc})") from exc
+    return Job(configs, source, studies, previous_file)
 
 
 def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
@@ -107,34 +126,37 @@ def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
     return predict(users, items).reshape(n_users, n_items)
 
 
-def evaluate(name: str, predictor: ModelConfig | str, split: Split, seed: int) -> FoldResult:
-    """Fit `predictor` (a config or a baseline name) on the split; score test and ranking."""
-    start = time.perf_counter()
-    result = None
+def _fit_predictor(predictor: Any, split: Split, seed: int):
+    """Fit a config or a baseline on the split; returns (predict function, train result)."""
     if isinstance(predictor, str):
         baseline = (
             GlobalMean() if predictor == "global_mean" else DampedBias(split.n_users, split.n_items)
         )
         baseline.fit(split.train)
-        predict = baseline.predict
-    else:
-        result = train(predictor, split, TrainOptions(seed=seed))
-        predict = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+        return baseline.predict, None
+    result = train(predictor, split, TrainOptions(seed=seed))
+    return (lambda users, items: predict_codes(result.model, users, items)), result
+
+
+def evaluate(name: str, predictor: Any, split: Split, seed: int) -> FoldResult:
+    """Fit `predictor` (a config or a baseline name) on the split; score test and ranking."""
+    start = time.perf_counter()
+    predict, result = _fit_predictor(predictor, split, seed)
     fit_seconds = result.fit_seconds if result else time.perf_counter() - start
     test = split.test
-    metrics = rating_metrics(
-        test["rating"].to_numpy(), predict(test["user"].to_numpy(), test["item"].to_numpy()), "t"
-    )
+    y_pred = predict(test["user"].to_numpy(), test["item"].to_numpy())
+    metrics = rating_metrics(test["rating"].to_numpy(), y_pred, "t", split.scale)
     metrics = {key.removeprefix("t_"): value for key, value in metrics.items()}
     scores = _score_grid(predict, split.n_users, split.n_items)
-    metrics.update(ranking_metrics(lambda u: scores[u], split.train, test, split.n_items))
+    for k in ranking_ks():
+        metrics.update(ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k))
     metrics["fit_seconds"] = fit_seconds
     if result is None:
         return FoldResult(name, split.name, metrics)
     return FoldResult(name, split.name, metrics, result.history, result.embeddings, result.model)
 
 
-def fold_splits(data: MovieLens, folds: list[str], seeds: int) -> list[Split]:
+def fold_splits(data: RatingData, folds: list[str], seeds: int) -> list[Split]:
     if seeds:
         return [
             replace(make_split(data, "seed", seed=s, valid_fraction=0.0), name=f"seed{s}")
@@ -150,7 +172,7 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
         for metric in REPORTED:
             d = describe_folds(group[metric].to_numpy())
             row[metric] = f"{d['mean']:.4f} ± {d['std']:.4f}"
-            if metric in ("rmse", "mae", "ndcg_at_10"):
+            if metric in CI_SHOWN:
                 row[f"{metric} 95% CI"] = f"{d['ci_low']:.4f}..{d['ci_high']:.4f}"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -163,7 +185,7 @@ def comparisons(results: pd.DataFrame, archs: list[str]) -> list[str]:
     pairs += [(a, "bias") for a in archs if "bias" in by_model]
     lines = []
     for a, b in pairs:
-        for metric in ("rmse", "mae", "ndcg_at_10"):
+        for metric in CI_SHOWN:
             lines.append(
                 paired(
                     a, by_model[a][metric].to_numpy(), b, by_model[b][metric].to_numpy(), metric
@@ -172,15 +194,37 @@ def comparisons(results: pd.DataFrame, archs: list[str]) -> list[str]:
     return lines
 
 
+PROTOCOL = "1"  # bump when what a benchmark number means changes
+
+
+def run_identity(job: Job, args: argparse.Namespace, data: RatingData, folds: str) -> dict:
+    """What must be equal for two benchmark runs to be compared by the gate: the data, the
+    folds, the protocol, the configs (hashed), the epochs cap, the seed and the machine
+    class (numbers of the NN differ across CPUs and thread counts)."""
+    configs = json.dumps({a: config_params(c) for a, c in job.configs.items()}, sort_keys=True)
+    return {
+        "bench.kind": "benchmark",
+        "protocol": PROTOCOL,
+        "dataset": data.dataset.name,
+        "data_sha256": data.checksum,
+        "folds": folds,
+        "config_source": job.source,
+        "configs_sha256": hashlib.sha256(configs.encode()).hexdigest()[:16],
+        "max_epochs": str(args.max_epochs or "none"),
+        "seed": str(args.seed),
+        "machine_class": machine_class(),
+        "device": _machine_tags()["device"],
+    }
+
+
 def previous_results(
-    client: MlflowClient, experiment_id: str, folds_tag: str, source: str
+    client: MlflowClient, experiment_id: str, identity: dict
 ) -> pd.DataFrame | None:
-    """Per-fold results of the latest finished benchmark run on the same folds with configs
-    from the same source (another source's configs are no baseline), if any."""
+    """Per-fold results of the latest finished benchmark run of the same identity, if any."""
+    match = " and ".join(f"tags.`{key}` = '{value}'" for key, value in identity.items())
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`bench.kind` = 'benchmark' and tags.folds = '{folds_tag}' "
-        f"and tags.config_source = '{source}' and attributes.status = 'FINISHED'",
+        filter_string=f"{match} and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -192,8 +236,6 @@ def previous_results(
 
 
 def _machine_tags() -> dict[str, str]:
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     return {
         "device": f"GPU x{len(gpus)}" if gpus else "CPU",
@@ -201,19 +243,83 @@ def _machine_tags() -> dict[str, str]:
     }
 
 
-def log_fold(parent_id: str, experiment_id: str, fold: FoldResult, config) -> None:
+MODEL_REQUIREMENTS = [
+    f"{name}=={environment_tags()[f'version.{name}']}" for name in ("tensorflow", "keras", "numpy")
+]
+
+
+def log_fold(
+    tracker: Tracker, parent_id: str, experiment_id: str, fold: FoldResult, predictor
+) -> None:
     """One nested run per model and fold; learnt models are logged as MLflow models."""
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=f"{fold.model}-{fold.fold}",
-        parent_run_id=parent_id,
-        nested=True,
-    ) as run:
-        params = config_params(config) if not isinstance(config, str) else {"baseline": config}
-        tags = {"model": fold.model, "fold": fold.fold}
-        log_batch(run.info.run_id, as_metrics(fold.metrics), params, tags)
-        if fold.keras_model is not None:
-            mlflow.keras.log_model(fold.keras_model, name="model")
+    run_id = tracker.start_run(
+        experiment_id,
+        f"{fold.model}-{fold.fold}",
+        parent=parent_id,
+        tags={"model": fold.model, "fold": fold.fold},
+    )
+    params = config_params(predictor) if not isinstance(predictor, str) else {"baseline": predictor}
+    metrics = {mlflow_name(k): v for k, v in fold.metrics.items()}
+    tracker.log(run_id, as_metrics(metrics), params)
+    if fold.keras_model is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.keras.save_model(
+                fold.keras_model, f"{tmp}/model", pip_requirements=MODEL_REQUIREMENTS
+            )
+            tracker.client.log_artifacts(run_id, f"{tmp}/model", "model")
+    tracker.end(run_id)
+
+
+def run_folds(
+    tracker: Tracker,
+    parent_id: str,
+    experiment_id: str,
+    splits: list[Split],
+    predictors: dict,
+    seed: int,
+) -> list[FoldResult]:
+    """Part 2: every predictor on every fold, each logged as a nested run."""
+    folds: list[FoldResult] = []
+    for split in splits:
+        for name, predictor in predictors.items():
+            print(f"{split.name}: {name} ...", flush=True)
+            fold = evaluate(name, predictor, split, seed)
+            log_fold(tracker, parent_id, experiment_id, fold, predictor)
+            fold.keras_model = None  # logged; free it
+            folds.append(fold)
+    return folds
+
+
+def gate(
+    results: pd.DataFrame, previous: pd.DataFrame | None, min_delta: float
+) -> list[Regression]:
+    """Part 3: the regression gate against the previous comparable run (none: nothing)."""
+    return find_regressions(results, previous, min_delta) if previous is not None else []
+
+
+def report(
+    args: argparse.Namespace, tracker: Tracker, parent_id: str, outcome: Outcome, job: Job
+) -> None:
+    """Part 4: report.md, results.csv and figures, on disk and on the parent run."""
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    outcome.results.to_csv(args.report_dir / "results.csv", index=False)
+    write_benchmark_report(args.report_dir, outcome, tracker.client, job.studies)
+    tracker.client.log_artifacts(parent_id, str(args.report_dir))
+
+
+def print_outcome(outcome: Outcome, previous: pd.DataFrame | None, min_delta: float) -> int:
+    print(outcome.summary.to_string(index=False))
+    print("\npaired comparisons over folds:")
+    print("\n".join(f"- {line}" for line in outcome.sentences))
+    if previous is None:
+        print("\nregression gate: no earlier comparable benchmark run; nothing compared (exit 0)")
+        return 0
+    if outcome.regressions:
+        print("\nREGRESSION:")
+        print("\n".join(f"- {r.message()}" for r in outcome.regressions))
+        return 1
+    print(f"\nregression gate: no metric worse beyond noise and {min_delta} (exit 0)")
+    return 0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -226,8 +332,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--study-split", default="seed", help="split of the studies to read")
     parser.add_argument("--storage", help="Optuna storage of the studies")
+    parser.add_argument("--dataset", default=DEFAULT, help="registered data set (bench data list)")
     parser.add_argument("--archs", default="mf,nnmf,nn")
-    parser.add_argument("--folds", default=",".join(CANONICAL[:5]))
+    parser.add_argument("--folds", help="comma-separated folds (default: the data set's)")
     parser.add_argument("--seeds", type=int, default=0, help="N seed-style splits instead of folds")
     parser.add_argument(
         "--baseline", type=Path, help="results.csv of an earlier run to gate against"
@@ -241,96 +348,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace, data: MovieLens | None = None) -> int:
-    """The job; `data` replaces the verified MovieLens-100k (tests pass generated data)."""
-    from bench.report import write_benchmark_report
+def _splits(args: argparse.Namespace, data: RatingData) -> list[Split]:
+    folds = args.folds.split(",") if args.folds else list(data.dataset.benchmark_folds)
+    if not folds and not args.seeds:
+        args.seeds = 5  # a data set without canonical folds: five seeded 80/20 splits
+    return fold_splits(data, folds, args.seeds)
 
-    archs = [a for a in args.archs.split(",") if a]
-    unknown = [a for a in archs if a not in CONFIGS]
-    if unknown:
-        raise BenchError(f"--archs: unknown architecture(s) {unknown}; choose from {list(CONFIGS)}")
-    tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    if args.from_studies:
-        storage = args.storage or default_storage(tracking_uri)
-        configs = configs_from_studies(storage, {a: f"{a}-{args.study_split}" for a in archs})
-        source = f"best trials of the {args.study_split} studies in {Path(storage).name}"
-    else:
-        pinned = load_pinned(args.configs)
-        missing = [a for a in archs if a not in pinned]
-        if missing:
-            raise BenchError(f"{args.configs} has no config for {missing}")
-        configs = {a: pinned[a] for a in archs}
-        source = f"pinned file {args.configs.name}"  # no absolute path: the gate matches on it
-    if args.max_epochs:
-        configs = {a: replace(c, epochs=min(c.epochs, args.max_epochs)) for a, c in configs.items()}
-    baseline_file = None
-    if args.baseline is not None:
-        try:
-            baseline_file = pd.read_csv(args.baseline)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise BenchError(f"--baseline {args.baseline}: cannot read it ({exc})") from exc
 
-    data = data if data is not None else load_movielens(args.data_dir)
-    splits = fold_splits(data, args.folds.split(","), args.seeds)
-    folds_tag = ",".join(s.name for s in splits)
-    experiment_id = setup(EXPERIMENT, tracking_uri)
-    client = MlflowClient(tracking_uri)
-    previous = (
-        baseline_file
-        if baseline_file is not None
-        else previous_results(client, experiment_id, folds_tag, source)
-    )
-
-    predictors: dict[str, ModelConfig | str] = {**configs, **{b: b for b in BASELINES}}
-    start = time.perf_counter()
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
-    ) as parent:
-        mlflow.set_tags(
-            {
-                "bench.kind": "benchmark",
-                "folds": folds_tag,
-                "config_source": source,
-                "data_sha256": data.checksum,
-                **environment_tags(),
-                **_machine_tags(),
-            }
-        )
-        folds: list[FoldResult] = []
-        for split in splits:
-            for name, predictor in predictors.items():
-                print(f"{split.name}: {name} ...", flush=True)
-                fold = evaluate(name, predictor, split, args.seed)
-                log_fold(parent.info.run_id, experiment_id, fold, predictor)
-                fold.keras_model = None  # logged; free it
-                folds.append(fold)
-        results = pd.DataFrame([{"model": f.model, "fold": f.fold, **f.metrics} for f in folds])
-        summary = summary_table(results)
-        sentences = comparisons(results, archs)
-        regressions = (
-            find_regressions(results, previous, args.min_delta) if previous is not None else []
-        )
-        args.report_dir.mkdir(parents=True, exist_ok=True)
-        results.to_csv(args.report_dir / "results.csv", index=False)
-        outcome = Outcome(results, summary, sentences, regressions, folds, configs, source)
-        write_benchmark_report(args.report_dir, outcome, tracking_uri, args.study_split)
-        mlflow.log_artifacts(str(args.report_dir))
-        mlflow.log_metrics(
-            {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}
-        )
-
-    print(summary.to_string(index=False))
-    print("\npaired comparisons over folds:")
-    print("\n".join(f"- {line}" for line in sentences))
+def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
+    """The job; `data` replaces the registered data set (tests pass generated data)."""
+    tracker = Tracker(args.tracking_uri)
+    job = resolve_configs(args, tracker.uri)
+    data = data if data is not None else load_dataset(args.dataset, args.data_dir)
+    splits = _splits(args, data)
+    identity = run_identity(job, args, data, ",".join(s.name for s in splits))
+    experiment_id = tracker.experiment(EXPERIMENT)
+    previous = job.previous_file
     if previous is None:
-        print("\nregression gate: no earlier benchmark run on these folds; nothing to compare")
-        return 0
-    if regressions:
-        print("\nREGRESSION:")
-        print("\n".join(f"- {r.message()}" for r in regressions))
-        return 1
-    print(f"\nregression gate: no metric worse beyond noise and {args.min_delta} (exit 0)")
-    return 0
+        previous = previous_results(tracker.client, experiment_id, identity)
+    predictors = {**job.configs, **{b: b for b in BASELINES}}
+    start = time.perf_counter()
+    parent_id = tracker.start_run(
+        experiment_id,
+        f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}",
+        tags={**identity, **environment_tags(), **_machine_tags()},
+    )
+    try:
+        folds = run_folds(tracker, parent_id, experiment_id, splits, predictors, args.seed)
+        results = pd.DataFrame([{"model": f.model, "fold": f.fold, **f.metrics} for f in folds])
+        regressions = gate(results, previous, args.min_delta)
+        outcome = Outcome(
+            results,
+            summary_table(results),
+            comparisons(results, list(job.configs)),
+            regressions,
+            folds,
+            job.configs,
+            job.source,
+        )
+        report(args, tracker, parent_id, outcome, job)
+        tracker.log(
+            parent_id, {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}
+        )
+    except BaseException:
+        tracker.end(parent_id, "FAILED")
+        raise
+    tracker.end(parent_id)
+    return print_outcome(outcome, previous, args.min_delta)
 
 
 def main(argv: list[str] | None = None) -> int:

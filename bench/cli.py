@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 from collections.abc import Callable
+
+import matplotlib
+from mlflow.exceptions import MlflowException
 
 from bench.errors import BenchError
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2."""
-    from mlflow.exceptions import MlflowException
-
+    matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
         return main(argv)
     except (BenchError, MlflowException) as exc:
@@ -23,52 +25,21 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
         return 130
 
 
-def _data(argv: list[str] | None) -> int:
-    from bench.data import load_movielens
+def _command(module: str) -> Callable[[list[str] | None], int]:
+    """A subcommand's main, imported when it is run: `bench --help` need not load TensorFlow."""
 
-    parser = argparse.ArgumentParser(
-        prog="bench data", description="Locate (or download), verify and summarise MovieLens-100k."
-    )
-    parser.add_argument("--data-dir", help="MovieLens-100k folder (default: $BENCH_DATA_DIR)")
-    args = parser.parse_args(argv)
-    data = load_movielens(args.data_dir)
-    print(
-        f"{data.root}: verified; {len(data.ratings)} ratings, "
-        f"{data.n_users} users, {data.n_items} items"
-    )
-    return 0
+    def main(argv: list[str] | None) -> int:
+        return importlib.import_module(module).main(argv)
 
-
-def _replicate(argv: list[str] | None) -> int:
-    from bench.replication import main
-
-    return main(argv)
-
-
-def _sweep(argv: list[str] | None) -> int:
-    from bench.sweep import main
-
-    return main(argv)
-
-
-def _benchmark(argv: list[str] | None) -> int:
-    from bench.benchmark import main
-
-    return main(argv)
-
-
-def _recommend(argv: list[str] | None) -> int:
-    from bench.recommend import main
-
-    return main(argv)
+    return main
 
 
 COMMANDS = {
-    "replicate": _replicate,
-    "sweep": _sweep,
-    "benchmark": _benchmark,
-    "recommend": _recommend,
-    "data": _data,
+    "replicate": _command("bench.replication"),
+    "sweep": _command("bench.sweep"),
+    "benchmark": _command("bench.benchmark"),
+    "recommend": _command("bench.recommend"),
+    "data": _command("bench.datacli"),
 }
 
 

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import argparse
 
+import keras
+import mlflow.artifacts
+import mlflow.keras
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
-from bench.data import load_movielens
+import bench.archs.layers  # noqa: F401  registers the custom layers a model may use
+from bench.data import load_dataset
+from bench.datasets import DEFAULT
 from bench.errors import BenchError
 from bench.ranking import top_k_unseen
+from bench.tracking import resolve_tracking_uri
+from bench.train import predict_codes
 
 
-def load_keras_model(uri: str, tracking_uri: str | None = None):
-    import mlflow
-    import mlflow.keras
-    from mlflow.exceptions import MlflowException
-
-    import bench.models  # noqa: F401  registers the custom layers the model may use
-    from bench.tracking import resolve_tracking_uri
-
-    mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
+def load_keras_model(uri: str, tracking_uri: str | None = None) -> keras.Model:
+    """The Keras model logged at `uri`, read from the given store (no global MLflow state)."""
     try:
-        return mlflow.keras.load_model(uri)
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, tracking_uri=resolve_tracking_uri(tracking_uri)
+        )
+        return mlflow.keras.load_model(path)
     except (MlflowException, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0]
         raise BenchError(
@@ -32,8 +36,6 @@ def load_keras_model(uri: str, tracking_uri: str | None = None):
 
 
 def recommend(model, data, user_id: int, k: int) -> pd.DataFrame:
-    from bench.train import predict_codes
-
     if user_id not in set(data.users.ids.tolist()):
         raise BenchError(f"user {user_id} is not in the rating data (ids {data.users.ids[0]}..)")
     user = int(data.users.encode(np.array([user_id]))[0])
@@ -57,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="MLflow model URI (runs:/RUN_ID/model)")
     parser.add_argument("--user", type=int, required=True, help="MovieLens user id")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--dataset", default=DEFAULT)
     parser.add_argument("--data-dir")
     parser.add_argument("--tracking-uri")
     args = parser.parse_args(argv)
-    data = load_movielens(args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir)
     model = load_keras_model(args.model, args.tracking_uri)
     table = recommend(model, data, args.user, args.k)
     print(f"top {args.k} unseen movies for user {args.user}:")

@@ -9,63 +9,61 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-import mlflow
 import pandas as pd
 
-from bench.config import CONFIGS, TrainOptions
-from bench.data import load_movielens, make_split
-from bench.tracking import log_training, setup
+from bench.archs import ARCHS
+from bench.config import TrainOptions
+from bench.data import load_dataset, make_split
+from bench.datasets import DEFAULT
+from bench.tracking import Tracker
 from bench.train import TrainResult, train
 
 EXPERIMENT = "seed-replication"
 QUICK_EPOCHS = 2
-# The post's published figures (MAE on the 20 % test part; parameter counts).
-POST = {
-    "mf": {"params": 7881, "test_mae_rounded": 0.6915, "test_mae": None},
-    "nnmf": {"params": 7881, "test_mae_rounded": None, "test_mae": None},
-    "nn": {"params": 25675, "test_mae_rounded": 0.6957, "test_mae": 0.7088},
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs per model")
     parser.add_argument("--seed", type=int, default=0, help="split, init and batch-order seed")
-    parser.add_argument("--data-dir", help="MovieLens-100k folder (default: $BENCH_DATA_DIR)")
+    parser.add_argument("--dataset", default=DEFAULT, help="registered data set")
+    parser.add_argument("--data-dir", help="data set folder (default: $BENCH_DATA_DIR)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     parser.add_argument("--engine", choices=["compiled", "fit"], default="compiled")
 
 
 def replicate(args: argparse.Namespace) -> dict[str, TrainResult]:
-    data = load_movielens(args.data_dir)
+    data = load_dataset(args.dataset, args.data_dir)
     split = make_split(data, "seed", seed=args.seed, valid_fraction=0.0)
     options = TrainOptions(seed=args.seed, engine=args.engine)
-    setup(EXPERIMENT, args.tracking_uri)
+    tracker = Tracker(args.tracking_uri)
+    experiment_id = tracker.experiment(EXPERIMENT)
     results = {}
-    for arch, config_type in CONFIGS.items():
-        config = config_type()
+    for name, arch in ARCHS.items():
+        config = arch.config()
         if args.quick:
             config = replace(config, epochs=QUICK_EPOCHS)
-        print(f"training {arch}: {config.epochs} epochs, batch size {config.batch_size} ...")
-        with mlflow.start_run(run_name=f"{arch}-post-settings"):
-            results[arch] = train(config, split, options)
-            log_training(results[arch], split, options, params={"quick": args.quick})
+        print(f"training {name}: {config.epochs} epochs, batch size {config.batch_size} ...")
+        run_id = tracker.start_run(experiment_id, f"{name}-post-settings")
+        results[name] = train(config, split, options)
+        tracker.log_training(run_id, results[name], split, options, params={"quick": args.quick})
+        tracker.end(run_id)
     return results
 
 
 def report(results: dict[str, TrainResult]) -> str:
     rows = []
     for arch, result in results.items():
-        post = POST[arch]
+        published = ARCHS[arch].reference
         rows.append(
             {
                 "model": arch,
                 "epochs": result.config.epochs,
                 "params": result.n_params,
-                "post params": post["params"],
+                "published params": published.params,
                 "MAE rounded": result.test["test_mae_rounded"],
-                "post MAE rounded": post["test_mae_rounded"],
+                "published MAE rounded": published.test_mae_rounded,
                 "MAE raw": result.test["test_mae"],
-                "post MAE raw": post["test_mae"],
+                "published MAE raw": published.test_mae,
                 "RMSE raw": result.test["test_rmse"],
                 "fit s": result.fit_seconds,
             }

@@ -3,23 +3,50 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import matplotlib
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+import pandas as pd
+from mlflow.tracking import MlflowClient
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-
-from bench.tracking import log_metrics  # noqa: E402
-
-if TYPE_CHECKING:
-    from bench.benchmark import Outcome
+from bench.metrics import PLOTTED
+from bench.stats import Paired, Regression
+from bench.tracking import Tracker, as_metrics
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+@dataclass
+class FoldResult:
+    """One model (a learnt config or a baseline) fitted and scored on one fold."""
+
+    model: str
+    fold: str
+    metrics: dict[str, float]
+    history: dict[str, list[float]] = field(default_factory=dict)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    keras_model: keras.Model | None = None
+
+
+@dataclass
+class Outcome:
+    """Everything the report shows of one benchmark run."""
+
+    results: pd.DataFrame  # one row per model and fold
+    summary: pd.DataFrame  # one row per model: mean ± std and CIs
+    sentences: list[str]  # paired comparisons in words
+    regressions: list[Regression]
+    folds: list[FoldResult]
+    configs: dict[str, Any]
+    source: str
+    comparisons: list[Paired] = field(default_factory=list)
+
+
 TEST_KEYS = ("test_mae", "test_rmse", "test_mae_rounded")
 
 
@@ -56,17 +83,18 @@ PLOTS = {
 }
 
 
-def log_study_summary(client: MlflowClient, run_id: str, study: optuna.Study) -> None:
+def log_study_summary(tracker: Tracker, run_id: str, study: optuna.Study) -> None:
     """Best trial's params (as tags) and metrics, trial table and plots on the parent run."""
+    client = tracker.client
     summary = summarise(client, study)
     n_finished = sum(v for k, v in summary.items() if k.startswith("n_") and isinstance(v, int))
-    log_metrics(run_id, {k: v for k, v in summary.items() if v is not None}, step=n_finished)
+    values = {k: v for k, v in summary.items() if v is not None}
+    tracker.log(run_id, as_metrics(values, step=n_finished))
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == COMPLETE]
     if not complete:
         return
     best = study.best_trial
-    for name, value in best.params.items():
-        client.set_tag(run_id, f"best.{name}", str(value))
+    tracker.log(run_id, tags={f"best.{name}": str(value) for name, value in best.params.items()})
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
     client.log_text(run_id, table.to_csv(index=False), "trials.csv")
     with warnings.catch_warnings():
@@ -77,8 +105,7 @@ def log_study_summary(client: MlflowClient, run_id: str, study: optuna.Study) ->
             except (ValueError, RuntimeError, ZeroDivisionError):
                 continue  # e.g. importances need two complete trials with varied params
             figure = getattr(axes, "figure", None) or axes.flat[0].figure
-            client.log_figure(run_id, figure, f"plots/{name}.png")
-            plt.close(figure)
+            tracker.log_figure(run_id, figure, f"plots/{name}.png")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -94,7 +121,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _metric_bars(results: pd.DataFrame, path: Path) -> None:
-    metrics = ["rmse", "mae", "ndcg_at_10"]
+    metrics = list(PLOTTED)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5), layout="constrained")
     grouped = results.groupby("model", sort=False)
     for ax, metric in zip(axes, metrics, strict=True):
@@ -142,13 +169,12 @@ def _embedding_histograms(folds, path: Path) -> None:
     plt.close(fig)
 
 
-def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
+def _pareto(client: MlflowClient, studies: dict[str, str], path: Path) -> bool:
     """Validation MAE against fit seconds over all completed trials of each arch's study."""
-    client = MlflowClient(tracking_uri)
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     best_values = []
-    for arch in archs:
-        experiment = client.get_experiment_by_name(f"{arch}-{study_split}")
+    for arch, study in studies.items():
+        experiment = client.get_experiment_by_name(study)
         if experiment is None:
             continue
         runs = client.search_runs(
@@ -187,14 +213,14 @@ def _pareto(tracking_uri: str, archs, study_split: str, path: Path) -> bool:
 
 
 def write_benchmark_report(
-    folder: Path, outcome: Outcome, tracking_uri: str, study_split: str
+    folder: Path, outcome: Outcome, client: MlflowClient, studies: dict[str, str]
 ) -> Path:
     """report.md with the tables and sentences, and the PNG figures beside it."""
     results, configs = outcome.results, outcome.configs
     _metric_bars(results, folder / "metrics.png")
     _loss_curves(outcome.folds, folder / "loss_curves.png")
     _embedding_histograms(outcome.folds, folder / "embeddings.png")
-    has_pareto = _pareto(tracking_uri, list(configs), study_split, folder / "pareto.png")
+    has_pareto = _pareto(client, studies, folder / "pareto.png")
     gate = (
         "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
         if outcome.regressions

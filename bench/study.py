@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sqlite3
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
-import mlflow
+import keras
 import optuna
-from mlflow.tracking import MlflowClient
+import tensorflow as tf
+from tqdm import tqdm
 
-from bench.config import SweepSettings, TrainOptions, config_params
-from bench.data import Split, load_movielens, make_split
+from bench.archs import config_params, get_arch
+from bench.config import SweepSettings, TrainOptions
+from bench.data import Split, load_dataset, make_split
 from bench.errors import BenchError
-from bench.spaces import MAX_EPOCHS, post_params, suggest_config
-from bench.tracking import (
-    curves_to_metrics,
-    environment_tags,
-    log_batch,
-    log_training,
-    resolve_tracking_uri,
-    setup,
-)
+from bench.report import log_study_summary
+from bench.storage import open_storage, resolve_storage, sqlite_wal
+from bench.tracking import Tracker, curves_to_metrics, environment_tags, resolve_tracking_uri
 from bench.train import train
 
 FINISHED_STATES = (
@@ -41,25 +35,6 @@ FINISHED_STATES = (
     optuna.trial.TrialState.PRUNED,
     optuna.trial.TrialState.FAIL,
 )
-JOURNAL_NAME = "optuna-journal.log"
-
-
-def default_storage(tracking_uri: str) -> str:
-    """The journal file beside the MLflow SQLite file (or in the working directory)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / JOURNAL_NAME)
-    return JOURNAL_NAME
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """A database URL gives an RDB storage; anything else is a journal file path.
-
-    Optuna advises a journal file, not SQLite, for several processes on one machine.
-    """
-    if "://" in url:
-        return optuna.storages.RDBStorage(url)
-    lock = optuna.storages.journal.JournalFileOpenLock(url)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(url, lock))
 
 
 def make_sampler(seed: int, stream: tuple[int, ...]) -> optuna.samplers.BaseSampler:
@@ -89,33 +64,30 @@ class Prepared:
     trials_before: int
 
 
-def _enable_sqlite_wal(tracking_uri: str) -> None:
-    """WAL lets MLflow writers in several processes wait for each other instead of failing."""
-    if tracking_uri.startswith("sqlite:///"):
-        with sqlite3.connect(tracking_uri.removeprefix("sqlite:///"), timeout=30) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-
-
 def prepare(settings: SweepSettings, split: Split) -> Prepared:
     """Create or resume the study, its MLflow experiment and parent run (parent process only)."""
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
-    storage_url = settings.storage or default_storage(tracking_uri)
-    experiment_id = setup(settings.name, tracking_uri)
-    _enable_sqlite_wal(tracking_uri)
+    storage_url = resolve_storage(settings.storage, tracking_uri)
+    tracker = Tracker(tracking_uri)
+    experiment_id = tracker.experiment(settings.name)
+    sqlite_wal(tracking_uri)
     study = optuna.create_study(
         study_name=settings.name,
-        storage=make_storage(storage_url),
+        storage=open_storage(storage_url),
         direction="minimize",
         load_if_exists=True,
     )
     identity = {
         "arch": settings.arch,
+        "dataset": settings.dataset,
         "split": settings.split,
         "metric": settings.metric,
         "seed": settings.seed,
         "valid_fraction": settings.valid_fraction,
     }
-    stored = {key: study.user_attrs.get(key) for key in identity}
+    stored = {
+        key: study.user_attrs.get(key, "ml-100k" if key == "dataset" else None) for key in identity
+    }  # studies made before data sets were registered: ml-100k
     if study.user_attrs and stored != identity:
         raise BenchError(
             f"study {settings.name!r} in {storage_url} was created with {stored}, not "
@@ -125,34 +97,37 @@ def prepare(settings: SweepSettings, split: Split) -> Prepared:
         study.set_user_attr(key, value)
     if not study.trials:
         study.enqueue_trial(
-            post_params(settings.arch, settings.max_epochs), user_attrs={"baseline": "post"}
+            get_arch(settings.arch).default_params(settings.max_epochs),
+            user_attrs={"baseline": "post"},
         )
 
-    client = MlflowClient()
     parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
     if parent_run_id is None:
-        run = client.create_run(
-            experiment_id, run_name=f"study-{settings.name}", tags={"study": settings.name}
-        )
-        parent_run_id = run.info.run_id
+        parent_run_id = _create_parent_run(tracker, experiment_id, settings, split)
         study.set_user_attr("mlflow_parent_run_id", parent_run_id)
-        params = {
-            "sampler": "TPESampler",
-            "pruner": settings.pruner,
-            "metric": f"val_{settings.metric}",
-            "search_space": f"bench.spaces ({settings.arch})",
-            **split.provenance,
-        }
-        for key, value in params.items():
-            client.log_param(parent_run_id, key, value)
-        for key, value in {"arch": settings.arch, **environment_tags()}.items():
-            client.set_tag(parent_run_id, key, value)
     else:
-        client.update_run(parent_run_id, status="RUNNING")
+        tracker.client.update_run(parent_run_id, status="RUNNING")
     trials_before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     return Prepared(
         settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before
     )
+
+
+def _create_parent_run(
+    tracker: Tracker, experiment_id: str, settings: SweepSettings, split: Split
+) -> str:
+    run_id = tracker.start_run(
+        experiment_id, f"study-{settings.name}", tags={"study": settings.name}
+    )
+    params = {
+        "sampler": "TPESampler",
+        "pruner": settings.pruner,
+        "metric": f"val_{settings.metric}",
+        "search_space": f"bench.archs.{settings.arch}",
+        **split.provenance,
+    }
+    tracker.log(run_id, params=params, tags={"arch": settings.arch, **environment_tags()})
+    return run_id
 
 
 class Objective:
@@ -163,13 +138,13 @@ class Objective:
         self.split = split
         self.metric = f"val_{prepared.settings.metric}"
         self.options = TrainOptions(seed=prepared.settings.seed)
+        self.tracker = Tracker(prepared.tracking_uri)
+        self.arch = get_arch(prepared.settings.arch)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        import keras
-
         keras.backend.clear_session(free_memory=False)  # gc.collect() would cost ~0.25 s
         settings = self.prepared.settings
-        config = suggest_config(trial, settings.arch, settings.max_epochs)
+        config = self.arch.suggest(trial, settings.max_epochs or self.arch.max_epochs)
         curves: dict[str, list[float]] = defaultdict(list)
 
         def report(epoch: int, logs: dict[str, float]) -> None:
@@ -179,36 +154,35 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-        run = mlflow.start_run(
-            experiment_id=self.prepared.experiment_id,
-            run_name=f"trial-{trial.number:04d}",
-            parent_run_id=self.prepared.parent_run_id,
-            tags={"trial_number": str(trial.number), "study": self.prepared.settings.name},
+        run_id = self.tracker.start_run(
+            self.prepared.experiment_id,
+            f"trial-{trial.number:04d}",
+            parent=self.prepared.parent_run_id,
+            tags={"trial_number": str(trial.number), "study": settings.name},
         )
-        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        trial.set_user_attr("mlflow_run_id", run_id)
         try:
-            mlflow.log_params({f"optuna.{k}": v for k, v in trial.params.items()})
+            self.tracker.log(run_id, params={f"optuna.{k}": v for k, v in trial.params.items()})
             result = train(config, self.split, self.options, on_epoch_end=report)
-            log_training(result, self.split, self.options, figure=False)
+            value = result.history[self.metric][-1]
+            self.tracker.log_training(run_id, result, self.split, self.options, figure=False)
         except optuna.TrialPruned:
-            self._end(run.info.run_id, config, curves, "PRUNED", "FINISHED")
+            self._end(run_id, config, curves, "PRUNED", "FINISHED")
             raise
         except KeyboardInterrupt:
-            self._end(run.info.run_id, config, curves, "FAIL", "KILLED", "interrupted")
+            self._end(run_id, config, curves, "FAIL", "KILLED", "interrupted")
             raise
         except Exception as exc:
-            self._end(
-                run.info.run_id, config, curves, "FAIL", "FAILED", f"{type(exc).__name__}: {exc}"
-            )
+            self._end(run_id, config, curves, "FAIL", "FAILED", f"{type(exc).__name__}: {exc}")
             raise
-        mlflow.set_tag("trial_state", "COMPLETE")
-        mlflow.end_run("FINISHED")
-        return result.history[self.metric][-1]
+        self.tracker.log(run_id, tags={"trial_state": "COMPLETE"})
+        self.tracker.end(run_id, "FINISHED")
+        return value
 
     def _end(self, run_id: str, config, curves, state: str, status: str, error: str = "") -> None:
         tags = {"trial_state": state, "arch": config.arch, **({"error": error} if error else {})}
-        log_batch(run_id, curves_to_metrics(dict(curves)), config_params(config), tags)
-        mlflow.end_run(status)
+        self.tracker.log(run_id, curves_to_metrics(dict(curves)), config_params(config), tags)
+        self.tracker.end(run_id, status)
 
 
 @dataclass(frozen=True)
@@ -225,17 +199,15 @@ class WorkerJob:
 def run_worker(prepared: Prepared, split: Split, job: WorkerJob) -> None:
     """Load the study and run the job's trials in this process."""
     if job.threads:
-        import tensorflow as tf
-
         tf.config.threading.set_intra_op_parallelism_threads(job.threads)
         tf.config.threading.set_inter_op_parallelism_threads(job.threads)
     settings = prepared.settings
-    mlflow.set_tracking_uri(prepared.tracking_uri)
+    max_epochs = settings.max_epochs or get_arch(settings.arch).max_epochs
     study = optuna.load_study(
         study_name=settings.name,
-        storage=make_storage(prepared.storage_url),
+        storage=open_storage(prepared.storage_url),
         sampler=make_sampler(settings.seed, (prepared.trials_before, job.worker, job.generation)),
-        pruner=make_pruner(settings.pruner, settings.max_epochs or MAX_EPOCHS[settings.arch]),
+        pruner=make_pruner(settings.pruner, max_epochs),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
@@ -252,7 +224,7 @@ def _worker_process(prepared: Prepared, split: Split, job: WorkerJob) -> None:
 
 
 def load_split(settings: SweepSettings) -> Split:
-    data = load_movielens(settings.data_dir)
+    data = load_dataset(settings.dataset, settings.data_dir)
     return make_split(
         data, settings.split, seed=settings.seed, valid_fraction=settings.valid_fraction
     )
@@ -265,10 +237,8 @@ def _share(n_trials: int, workers: int) -> list[int]:
 
 def _watch(prepared: Prepared, total: int, already: int, stop: threading.Event) -> None:
     """A progress bar fed by polling the study: trials done, best value, time left."""
-    from tqdm import tqdm
-
     settings = prepared.settings
-    study = optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
+    study = optuna.load_study(study_name=settings.name, storage=open_storage(prepared.storage_url))
     deadline = time.monotonic() + settings.timeout if settings.timeout else None
     with tqdm(total=total, desc=settings.name, unit="trial") as bar:
         while True:
@@ -308,7 +278,7 @@ def run_study(settings: SweepSettings, split: Split | None = None) -> optuna.Stu
         stop.set()
         watcher.join()
         finish_parent(prepared, status)
-    return optuna.load_study(study_name=settings.name, storage=make_storage(prepared.storage_url))
+    return optuna.load_study(study_name=settings.name, storage=open_storage(prepared.storage_url))
 
 
 def _run_processes(prepared: Prepared, split: Split) -> None:
@@ -365,13 +335,11 @@ def _check_exit(code: int | None) -> None:
 
 def finish_parent(prepared: Prepared, status: str) -> None:
     """Record the best trial and Optuna's plots on the parent run, then close it."""
-    from bench.report import log_study_summary
-
-    client = MlflowClient(prepared.tracking_uri)
+    tracker = Tracker(prepared.tracking_uri)
     study = optuna.load_study(
-        study_name=prepared.settings.name, storage=make_storage(prepared.storage_url)
+        study_name=prepared.settings.name, storage=open_storage(prepared.storage_url)
     )
     try:
-        log_study_summary(client, prepared.parent_run_id, study)
+        log_study_summary(tracker, prepared.parent_run_id, study)
     finally:
-        client.set_terminated(prepared.parent_run_id, status=status)
+        tracker.end(prepared.parent_run_id, status)

@@ -1,4 +1,4 @@
-"""Tune MF, NNMF and NN with Optuna on a validation split; every trial tracked in MLflow.
+"""Tune each registered architecture with Optuna on a validation split, tracked in MLflow.
 
 Rerunning the same command continues the same study (the post's settings are trial 0,
 enqueued once). The timeout applies to each architecture.
@@ -9,22 +9,23 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
-from bench.config import CONFIGS, SweepSettings
-from bench.data import SPLITS
+from bench.archs import ARCHS, get_arch
+from bench.config import SweepSettings
+from bench.datasets import DEFAULT, get_dataset
 from bench.errors import BenchError
-from bench.replication import POST
+from bench.metrics import TUNABLE
 from bench.report import summarise
 from bench.study import run_study
-from bench.tracking import resolve_tracking_uri
+from bench.tracking import Tracker
 
 DEFAULTS = SweepSettings(arch="mf")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=[*CONFIGS, "all"], default="all")
+    parser.add_argument("--arch", choices=[*ARCHS, "all"], default="all")
+    parser.add_argument("--dataset", default=DEFAULT, help="registered data set (bench data list)")
     parser.add_argument(
         "--trials", type=int, default=DEFAULTS.n_trials, help="trials per architecture"
     )
@@ -34,10 +35,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULTS.timeout,
         help="seconds per architecture (0: no limit)",
     )
-    parser.add_argument("--split", choices=SPLITS, default=DEFAULTS.split)
+    parser.add_argument(
+        "--split", default=DEFAULTS.split, help="seed, or one of the data set's folds"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--valid-fraction", type=float, default=DEFAULTS.valid_fraction)
-    parser.add_argument("--metric", choices=["mae", "rmse"], default=DEFAULTS.metric)
+    parser.add_argument("--metric", choices=TUNABLE, default=DEFAULTS.metric)
     parser.add_argument(
         "--pruner", choices=["none", "median", "hyperband"], default=DEFAULTS.pruner
     )
@@ -54,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.trials < 1 or args.workers < 1:
         raise BenchError("--trials and --workers must be at least 1")
+    splits = get_dataset(args.dataset).splits
+    if args.split not in splits:
+        raise BenchError(f"--split {args.split}: {args.dataset} has {', '.join(splits)}")
     return args
 
 
@@ -63,6 +69,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         name = f"{name}-{arch}"
     return SweepSettings(
         arch=arch,
+        dataset=args.dataset,
         n_trials=args.trials,
         timeout=args.timeout or None,
         split=args.split,
@@ -81,8 +88,8 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    archs = list(CONFIGS) if args.arch == "all" else [args.arch]
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri))
+    archs = list(ARCHS) if args.arch == "all" else [args.arch]
+    client = Tracker(args.tracking_uri).client
     metric = args.metric.upper()
     rows = []
     for arch in archs:
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 "test MAE rnd": s.get("best_test_mae_rounded"),
                 f"post-settings val {metric}": s.get("post_val"),
                 "post-settings test MAE rnd": s.get("post_test_mae_rounded"),
-                "post's own MAE rnd": POST[arch]["test_mae_rounded"],
+                "published MAE rnd": get_arch(arch).reference.test_mae_rounded,
             }
         )
     table = pd.DataFrame(rows)

@@ -1,8 +1,10 @@
-"""Record training runs in MLflow: params, provenance tags, per-epoch curves, artifacts.
+"""The one way to MLflow: a `Tracker` holds an explicit client for one store.
 
-The tracking URI is the `--tracking-uri` flag, else $MLFLOW_TRACKING_URI, else a SQLite
-file `mlflow.db` in the working directory. Per-epoch metrics go in `log_batch` calls, not
-one write per value (a SQLite store manages about 100 writes per second).
+The tracking URI is resolved once, at the entry point (the `--tracking-uri` flag, else
+$MLFLOW_TRACKING_URI, else a SQLite file `mlflow.db` in the working directory), and the
+tracker is passed down. No module uses MLflow's global (fluent) state, so two stores in one
+process cannot cross. Per-epoch metrics go in `log_batch` calls, not one write per value (a
+SQLite store manages about 100 writes per second).
 """
 
 from __future__ import annotations
@@ -17,41 +19,35 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
+from sqlalchemy.exc import SQLAlchemyError
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
-
-from bench.config import DEFAULT_TRACKING_URI, TrainOptions, config_params  # noqa: E402
-from bench.data import Split  # noqa: E402
-from bench.errors import BenchError  # noqa: E402
-from bench.train import TrainResult  # noqa: E402
+from bench.archs import config_params
+from bench.config import DEFAULT_TRACKING_URI, TrainOptions
+from bench.data import Split
+from bench.errors import BenchError
+from bench.train import TrainResult
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call (params: 100)
+MAX_PARAMS_PER_BATCH = 100
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "numpy", "pandas", "scikit-learn")
+STORE_ERRORS = (MlflowException, OSError, SQLAlchemyError)
 
 
 def resolve_tracking_uri(flag: str | None = None) -> str:
     return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
-def setup(experiment: str, tracking_uri: str | None = None) -> str:
-    """Point MLflow at the store and experiment; returns the experiment id."""
-    uri = resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
-    try:
-        return mlflow.set_experiment(experiment).experiment_id
-    except (MlflowException, OSError, SQLAlchemyError) as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise BenchError(
-            f"cannot open the MLflow store {uri!r} ({reason}); pass --tracking-uri or set "
-            f"MLFLOW_TRACKING_URI to a writable store such as sqlite:///mlflow.db"
-        ) from exc
+def store_error(uri: str, exc: Exception) -> BenchError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return BenchError(
+        f"cannot open the MLflow store {uri!r} ({reason}); pass --tracking-uri or set "
+        f"MLFLOW_TRACKING_URI to a writable store such as sqlite:///mlflow.db"
+    )
 
 
 def _git_commit() -> str:
@@ -84,9 +80,24 @@ def environment_tags() -> dict[str, str]:
             "git_commit": _git_commit(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpu_count": str(os.cpu_count()),
+            "machine_class": machine_class(),
         }
     )
     return tags
+
+
+@functools.cache
+def machine_class() -> str:
+    """CPU model and core count: numbers may differ across machine classes."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} x{os.cpu_count()}"
 
 
 def _version(package: str) -> str:
@@ -110,31 +121,6 @@ def curves_to_metrics(history: dict[str, list[float]]) -> list[Metric]:
     ]
 
 
-def log_batch(
-    run_id: str,
-    metrics: list[Metric] = (),
-    params: dict[str, Any] | None = None,
-    tags: dict[str, str] | None = None,
-) -> None:
-    """Everything in as few store writes as MLflow's per-call limits allow."""
-    client = MlflowClient()
-    metrics = list(metrics)
-    first = True
-    while first or metrics:
-        client.log_batch(
-            run_id,
-            metrics=metrics[:MAX_METRICS_PER_BATCH],
-            params=[Param(k, str(v)) for k, v in (params or {}).items()] if first else [],
-            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()] if first else [],
-        )
-        metrics = metrics[MAX_METRICS_PER_BATCH:]
-        first = False
-
-
-def log_metrics(run_id: str, values: dict[str, float], step: int = 0) -> None:
-    log_batch(run_id, as_metrics(values, step))
-
-
 def loss_curve_figure(history: dict[str, list[float]], title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     epochs = range(1, len(history["train_loss"]) + 1)
@@ -152,43 +138,115 @@ def _model_summary(result: TrainResult) -> str:
     return buffer.getvalue()
 
 
-def log_training(
-    result: TrainResult,
-    split: Split,
-    options: TrainOptions,
-    params: dict[str, Any] | None = None,
-    figure: bool = True,
-) -> None:
-    """Log one training into the active MLflow run: one batched write plus artifact files.
+@functools.cache
+def source_tags() -> dict[str, str]:
+    """What MLflow's fluent API records on every run (command, user, git commit), once."""
+    return resolve_tags()
 
-    figure=False skips the loss-curve PNG (sweep trials: the UI plots the curves anyway).
-    """
-    run_id = mlflow.active_run().info.run_id
-    all_params = {
-        **config_params(result.config),
-        **split.provenance,
-        "seed": options.seed,
-        "engine": options.engine,
-        "jit_compile": options.jit_compile,
-        **(params or {}),
-    }
-    tags = {
-        "arch": result.config.arch,
-        "split": split.name,
-        "data_sha256": split.data_sha256,
-        **environment_tags(),
-    }
-    log_batch(
-        run_id,
-        curves_to_metrics(result.history) + as_metrics(result.final_metrics()),
-        all_params,
-        tags,
-    )
-    client = MlflowClient()
-    for name, table in result.embedding_tables.items():
-        client.log_text(run_id, table.to_csv(index_label="stat"), f"embeddings/{name}_stats.csv")
-    client.log_text(run_id, _model_summary(result), "model_summary.txt")
-    if figure:
-        fig = loss_curve_figure(result.history, f"{result.config.arch} on {split.name}")
-        client.log_figure(run_id, fig, "loss_curve.png")
-        plt.close(fig)
+
+class Tracker:
+    """One MLflow store, reached through an explicit client."""
+
+    def __init__(self, uri: str | None = None):
+        self.uri = resolve_tracking_uri(uri)
+        try:
+            self.client = MlflowClient(self.uri)
+        except STORE_ERRORS as exc:
+            raise store_error(self.uri, exc) from exc
+
+    def experiment(self, name: str) -> str:
+        """The id of experiment `name`, created if needed."""
+        try:
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            try:
+                return self.client.create_experiment(name)
+            except MlflowException:  # created meanwhile by another process
+                return self.client.get_experiment_by_name(name).experiment_id
+        except STORE_ERRORS as exc:
+            raise store_error(self.uri, exc) from exc
+
+    def start_run(
+        self,
+        experiment_id: str,
+        name: str,
+        parent: str | None = None,
+        tags: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> str:
+        tags = {**source_tags(), **(tags or {})}
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        if description:
+            tags["mlflow.note.content"] = description
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def log(
+        self,
+        run_id: str,
+        metrics: list[Metric] | dict[str, float] = (),
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        """Everything in as few store writes as MLflow's per-call limits allow."""
+        metrics = as_metrics(metrics) if isinstance(metrics, dict) else list(metrics)
+        params_list = [Param(k, str(v)) for k, v in (params or {}).items()]
+        tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        first = True
+        while first or metrics or params_list:
+            self.client.log_batch(
+                run_id,
+                metrics=metrics[:MAX_METRICS_PER_BATCH],
+                params=params_list[:MAX_PARAMS_PER_BATCH],
+                tags=tag_list if first else [],
+            )
+            metrics = metrics[MAX_METRICS_PER_BATCH:]
+            params_list = params_list[MAX_PARAMS_PER_BATCH:]
+            first = False
+
+    def log_figure(self, run_id: str, figure: plt.Figure, path: str) -> None:
+        self.client.log_figure(run_id, figure, path)
+        plt.close(figure)
+
+    def log_training(
+        self,
+        run_id: str,
+        result: TrainResult,
+        split: Split,
+        options: TrainOptions,
+        params: dict[str, Any] | None = None,
+        figure: bool = True,
+    ) -> None:
+        """Log one training: one batched write plus artifact files.
+
+        figure=False skips the loss-curve PNG (sweep trials: the UI plots the curves anyway).
+        """
+        all_params = {
+            **config_params(result.config),
+            **split.provenance,
+            "seed": options.seed,
+            "engine": options.engine,
+            "jit_compile": options.jit_compile,
+            **(params or {}),
+        }
+        tags = {
+            "arch": result.config.arch,
+            "dataset": split.dataset,
+            "split": split.name,
+            "data_sha256": split.data_sha256,
+            **environment_tags(),
+        }
+        metrics = curves_to_metrics(result.history) + as_metrics(result.final_metrics())
+        self.log(run_id, metrics, all_params, tags)
+        for name, table in result.embedding_tables.items():
+            self.client.log_text(
+                run_id, table.to_csv(index_label="stat"), f"embeddings/{name}_stats.csv"
+            )
+        self.client.log_text(run_id, _model_summary(result), "model_summary.txt")
+        if figure:
+            title = f"{result.config.arch} on {split.dataset} {split.name}"
+            self.log_figure(run_id, loss_curve_figure(result.history, title), "loss_curve.png")

@@ -14,17 +14,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bench.config import ModelConfig, TrainOptions, use_xla
+from bench.archs import arch_of
+from bench.config import TrainOptions
 from bench.data import Split
 from bench.errors import BenchError
-from bench.evaluate import embedding_metrics, embedding_stats, mae_rmse, rating_metrics
-from bench.models import ITEM_EMBEDDING, USER_EMBEDDING, build_model
+from bench.evaluate import embedding_stats, embedding_summary, mae_rmse
+from bench.metrics import rating_metrics
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -35,7 +37,7 @@ class TrainingDiverged(BenchError):
 
 @dataclass
 class TrainResult:
-    config: ModelConfig
+    config: Any
     history: dict[str, list[float]]
     test: dict[str, float]
     fit_seconds: float
@@ -70,7 +72,7 @@ class TrainResult:
             n_params=float(self.n_params),
         )
         for name, table in self.embeddings.items():
-            metrics.update(embedding_metrics(name, self.embedding_tables[name], table))
+            metrics.update(embedding_summary(name, table))
         return metrics
 
 
@@ -92,7 +94,7 @@ def epoch_orders(n: int, epochs: int, seed: int) -> Iterator[np.ndarray]:
 LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError}
 
 
-def _make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+def _make_optimizer(config: Any) -> keras.optimizers.Optimizer:
     return keras.optimizers.get(
         {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
     )
@@ -101,7 +103,7 @@ def _make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
 class _CompiledEpochs:
     """Runs epochs of train steps as compiled loops over in-memory tensors."""
 
-    def __init__(self, model: keras.Model, config: ModelConfig, train: pd.DataFrame, jit: bool):
+    def __init__(self, model: keras.Model, config: Any, train: pd.DataFrame, jit: bool):
         self.model = model
         self.loss_fn = LOSSES[config.loss]()
         self.optimizer = _make_optimizer(config)
@@ -147,7 +149,7 @@ class _CompiledEpochs:
 class _PlainFitEpochs:
     """The reference: Keras `fit` for one epoch on the rows in the given order."""
 
-    def __init__(self, model: keras.Model, config: ModelConfig, train: pd.DataFrame):
+    def __init__(self, model: keras.Model, config: Any, train: pd.DataFrame):
         self.model = model
         model.compile(optimizer=_make_optimizer(config), loss=config.loss, jit_compile=False)
         self.users, self.items, self.ratings = _inputs(train)
@@ -182,7 +184,7 @@ def predict_codes(
 
 
 def train(
-    config: ModelConfig,
+    config: Any,
     split: Split,
     options: TrainOptions | None = None,
     on_epoch_end: EpochCallback | None = None,
@@ -193,12 +195,14 @@ def train(
     may raise to stop training (pruning).
     """
     options = options or TrainOptions()
+    arch = arch_of(config)
     keras.utils.set_random_seed(options.seed)
-    model = build_model(config, split.n_users, split.n_items)
+    model = arch.build(config, split.n_users, split.n_items)
     if options.engine == "fit":
         epochs_runner = _PlainFitEpochs(model, config, split.train)
     else:
-        epochs_runner = _CompiledEpochs(model, config, split.train, use_xla(config, options))
+        jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
+        epochs_runner = _CompiledEpochs(model, config, split.train, jit)
     batch = options.eval_batch_size
     valid_users, valid_items, valid_ratings = _inputs(split.valid)  # once, not every epoch
     has_valid = len(split.valid) > 0
@@ -229,10 +233,11 @@ def train(
     fit_seconds = time.perf_counter() - start
 
     test_users, test_items, test_ratings = _inputs(split.test)
-    test = rating_metrics(test_ratings, predict_codes(model, test_users, test_items, batch), "test")
-    embeddings = {
-        "user": model.get_layer(USER_EMBEDDING).get_weights()[0],
-        "item": model.get_layer(ITEM_EMBEDDING).get_weights()[0],
+    test_pred = predict_codes(model, test_users, test_items, batch)
+    test = rating_metrics(test_ratings, test_pred, "test", split.scale)
+    embeddings = {  # without the spare last row, which no code reaches
+        name: model.get_layer(layer).get_weights()[0][:-1]
+        for name, layer in arch.embedding_layers.items()
     }
     return TrainResult(
         config=config,

@@ -34,10 +34,12 @@ import optuna
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from bench.config import MFConfig, SweepSettings, TrainOptions
-from bench.data import Split, load_movielens, make_split
-from bench.spaces import suggest_config
-from bench.study import Objective, make_storage, prepare, run_study
+from bench.archs import get_arch
+from bench.archs.mf import MFConfig
+from bench.config import SweepSettings, TrainOptions
+from bench.data import Split, load_dataset, make_split
+from bench.storage import open_storage as make_storage
+from bench.study import Objective, prepare, run_study
 from bench.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,7 +318,7 @@ def parallel(data, args) -> pd.DataFrame:
     trial_list = []
     for _ in range(args.parallel_trials):
         trial = draw.ask()
-        suggest_config(trial, "mf", max_epochs=20)
+        get_arch("mf").suggest(trial, 20)
         trial_list.append(trial.params)
         draw.tell(trial, 0.0)
     rows = []
@@ -374,7 +376,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = load_movielens(args.data_dir)
+    data = load_dataset("ml-100k", args.data_dir)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )

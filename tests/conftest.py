@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.data import MovieLens, locate, make_split, read_folder
+from bench.data import RatingData, locate, make_split, read_folder
+from bench.datasets import get_dataset
 from bench.errors import DataError
 from tests.synthetic import synthetic_ratings, write_folder
 
@@ -18,12 +19,12 @@ def small_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def small_data(small_folder: Path) -> MovieLens:
+def small_data(small_folder: Path) -> RatingData:
     return read_folder(small_folder)
 
 
 @pytest.fixture
-def small_split(small_data: MovieLens):
+def small_split(small_data: RatingData):
     return make_split(small_data, "seed", seed=0, valid_fraction=0.1)
 
 
@@ -31,7 +32,11 @@ def small_split(small_data: MovieLens):
 def real_data_dir() -> Path:
     """The verified MovieLens-100k folder; CI must have it, a laptop may skip."""
     try:
-        return locate(os.environ.get("BENCH_DATA_DIR") or None, url="http://127.0.0.1:9/none")
+        return locate(
+            get_dataset("ml-100k"),
+            os.environ.get("BENCH_DATA_DIR") or None,
+            url="http://127.0.0.1:9/none",
+        )
     except DataError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the real data: {exc}")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import mlflow
-import mlflow.keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,12 +12,13 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
 from bench import benchmark
+from bench.archs.mf import MFConfig
 from bench.baselines import DampedBias, GlobalMean
-from bench.config import MFConfig
+from bench.errors import BenchError
 from bench.ranking import ranking_metrics, top_k_unseen
 from bench.recommend import load_keras_model, recommend
 from bench.stats import describe_folds, find_regressions, paired
-from bench.tracking import setup
+from bench.tracking import Tracker
 from bench.train import predict_codes, train
 
 
@@ -110,12 +109,14 @@ def test_gate_passes_an_unchanged_rerun_and_flags_a_better_baseline():
 
 def test_logged_model_round_trips_with_identical_predictions(small_split, tmp_path):
     result = train(replace(MFConfig(k=3, use_bias=True), epochs=2), small_split)
-    setup("round-trip", f"sqlite:///{tmp_path / 'mlflow.db'}")  # store and experiment both
-    with mlflow.start_run() as run:
-        mlflow.keras.log_model(result.model, name="model")
-    loaded = load_keras_model(
-        f"runs:/{run.info.run_id}/model", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    )
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.start_run(tracker.experiment("round-trip"), "model")
+    fold = benchmark.FoldResult("mf", split_name := "u1", {}, keras_model=result.model)
+    benchmark.log_fold(tracker, run_id, tracker.experiment("round-trip"), fold, result.config)
+    child = tracker.client.search_runs(
+        [tracker.experiment("round-trip")], f"tags.fold = '{split_name}'"
+    )[0]
+    loaded = load_keras_model(f"runs:/{child.info.run_id}/model", tracker.uri)
     users, items = small_split.test["user"].to_numpy(), small_split.test["item"].to_numpy()
     np.testing.assert_array_equal(
         predict_codes(loaded, users, items), predict_codes(result.model, users, items)
@@ -158,7 +159,7 @@ def _job_args(tmp_path, *extra: str):
 def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     assert benchmark.run(_job_args(tmp_path), small_data) == 0
     out = capsys.readouterr().out
-    assert "no earlier benchmark run" in out
+    assert "no earlier comparable benchmark run" in out
     assert "mf trails nn on rmse" in out or "mf beats nn on rmse" in out
     report = tmp_path / "report"
     results = pd.read_csv(report / "results.csv")
@@ -191,7 +192,33 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
 
 def test_bad_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
-    from bench.errors import BenchError
-
     with pytest.raises(BenchError, match=r"bad\.json: not a valid pinned-config file"):
         benchmark.load_pinned(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("change", [["--max-epochs", "1"], ["--seed", "1"]])
+def test_runs_that_differ_in_cap_or_seed_are_never_each_others_baseline(
+    small_data, tmp_path, capsys, change
+):
+    assert benchmark.run(_job_args(tmp_path, "--archs", "mf"), small_data) == 0
+    capsys.readouterr()
+    assert benchmark.run(_job_args(tmp_path, "--archs", "mf", *change), small_data) == 0
+    assert "no earlier comparable benchmark run" in capsys.readouterr().out
+
+
+def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
+    args = _job_args(tmp_path)
+    job = benchmark.resolve_configs(args, "sqlite:///unused.db")
+    identity = benchmark.run_identity(job, args, small_data, "u1,u2")
+    assert identity["dataset"] == "ml-100k" and identity["data_sha256"] == small_data.checksum
+    assert identity["machine_class"] and identity["max_epochs"] == "none"
+    other = benchmark.resolve_configs(_job_args(tmp_path, "--max-epochs", "1"), "sqlite:///x.db")
+    assert (
+        benchmark.run_identity(other, args, small_data, "u1,u2")["configs_sha256"]
+        != (identity["configs_sha256"])
+    )
+
+
+def test_unknown_architecture_lists_the_registered_ones(tmp_path):
+    with pytest.raises(BenchError, match="unknown architecture 'xf'; known: mf, nnmf, nn"):
+        benchmark.resolve_configs(_job_args(tmp_path, "--archs", "xf"), "sqlite:///x.db")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.data import IdMap, make_split, read_folder
-from bench.data.movielens import read_ratings
+from bench.datasets.ml100k import read_ratings
 from bench.errors import DataError
 from tests.synthetic import synthetic_ratings, write_folder
 
@@ -124,7 +124,7 @@ def test_zero_validation_fraction_keeps_all_training_rows(small_data):
 
 
 def test_bad_split_arguments_are_clear_errors(small_data):
-    with pytest.raises(DataError, match="unknown split 'u9'"):
+    with pytest.raises(DataError, match="unknown split .u9. for ml-100k"):
         make_split(small_data, "u9")
     with pytest.raises(DataError, match="valid fraction 1.5"):
         make_split(small_data, "seed", valid_fraction=1.5)

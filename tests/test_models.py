@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import MFConfig, NNConfig, NNMFConfig
-from bench.models import ITEM_EMBEDDING, USER_EMBEDDING, build_model
+from bench.archs import arch_of
+from bench.archs.mf import MFConfig, NNMFConfig
+from bench.archs.nn import NNConfig
+
+USER_EMBEDDING, ITEM_EMBEDDING = "user_embedding", "item_embedding"
+
+
+def build_model(config, n_users, n_items):
+    return arch_of(config).build(config, n_users, n_items)
+
 
 ML100K_USERS, ML100K_ITEMS = 943, 1682
 

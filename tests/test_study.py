@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import mlflow
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
 from bench import study as study_module
+from bench.archs import get_arch
 from bench.config import SweepSettings
-from bench.spaces import post_params
-from bench.study import make_storage, run_study
+from bench.storage import open_storage as make_storage
+from bench.study import run_study
 
 MLFLOW_STATUS = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAILED", "KILLED"}}
 
@@ -64,7 +64,8 @@ def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
         if trial.state.name == "COMPLETE":
             assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
             assert run.data.metrics["val_mae"] == pytest.approx(trial.value)
-            assert any(k.startswith("emb_item_d0_") for k in run.data.metrics)
+            assert "emb_item_norm_mean" in run.data.metrics
+            assert len(run.data.metrics) <= 40
         assert not any("test" in key for key in trial.user_attrs)  # test stays out of Optuna
     return study
 
@@ -74,7 +75,7 @@ def test_tiny_study_agrees_across_stores(small_split, tiny, arch):
     settings = tiny(arch)
     study = run_study(settings, small_split)
     assert len(study.trials) == 3
-    assert study.trials[0].params == post_params(arch, max_epochs=2)
+    assert study.trials[0].params == get_arch(arch).default_params(max_epochs=2)
     assert_stores_agree(settings)
 
 
@@ -103,13 +104,14 @@ def test_two_workers_run_exactly_n_distinct_trials(small_split, tiny):
 
 
 def test_nan_trial_fails_and_the_study_goes_on(small_split, tiny, monkeypatch):
-    real = study_module.suggest_config
+    mf = get_arch("mf")
 
-    def diverging_second_trial(trial, arch, max_epochs=None):
-        config = real(trial, arch, max_epochs)
+    def diverging_second_trial(trial, max_epochs):
+        config = mf.suggest(trial, max_epochs)
         return replace(config, optimizer="sgd", learning_rate=1e9) if trial.number == 1 else config
 
-    monkeypatch.setattr(study_module, "suggest_config", diverging_second_trial)
+    patched = replace(mf, suggest=diverging_second_trial)
+    monkeypatch.setattr(study_module, "get_arch", lambda name: patched)
     settings = tiny("mf", n_trials=3, pruner="none")
     study = run_study(settings, small_split)
     states = [t.state.name for t in study.trials]
@@ -139,7 +141,6 @@ def test_interrupt_marks_the_trial_and_closes_runs_then_resumes(small_split, tin
     assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
     assert all(r.info.status != "RUNNING" for r in runs)
     assert {r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags} == {"KILLED"}
-    assert mlflow.active_run() is None
 
     monkeypatch.setattr(study_module, "train", real_train)
     study = run_study(settings, small_split)

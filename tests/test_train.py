@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
-from bench.config import MFConfig, NNConfig, NNMFConfig, TrainOptions
-from bench.evaluate import embedding_metrics, embedding_stats, rating_metrics
-from bench.models import USER_EMBEDDING
+from bench.archs.mf import MFConfig, NNMFConfig
+from bench.archs.nn import NNConfig
+from bench.config import TrainOptions
+from bench.evaluate import embedding_stats, embedding_summary
+from bench.metrics import RatingScale, rating_metrics
 from bench.train import TrainingDiverged, train
 
 SMALL_MF = MFConfig(k=4, epochs=3, batch_size=16, learning_rate=0.01)
@@ -29,6 +31,17 @@ def test_rating_metrics_match_scikit_learn_and_round_then_clip():
     # rounded and clipped to 1..5: [1, 5, 3, 4] (4.5 rounds half to even)
     assert metrics["test_mae_rounded"] == 0.0
     assert metrics["test_rmse_rounded"] == 0.0
+
+
+def test_rounded_metrics_follow_the_rating_scale_of_the_data_set():
+    half_stars = RatingScale(0.5, 5.0, 0.5)
+    y_true = np.array([0.5, 3.5, 5.0, 2.0])
+    y_pred = np.array([0.1, 3.7, 5.9, 2.26])
+    np.testing.assert_allclose(half_stars.snap(y_pred), [0.5, 3.5, 5.0, 2.5])
+    metrics = rating_metrics(y_true, y_pred, "test", half_stars)
+    assert metrics["test_mae_rounded"] == pytest.approx(0.5 / 4)
+    whole = rating_metrics(y_true, y_pred, "test")  # 1..5 in whole stars: 1, 4, 5, 2
+    assert whole["test_mae_rounded"] == pytest.approx((0.5 + 0.5) / 4)
 
 
 def test_test_metrics_are_those_of_the_trained_model(small_split):
@@ -79,9 +92,11 @@ def test_embedding_statistics_are_describe_per_dimension_and_norms():
     np.testing.assert_allclose(
         stats.loc["max", "norm"], np.linalg.norm(table, axis=1).max(), rtol=1e-6
     )
-    flat = embedding_metrics("item", stats, table)
-    assert flat["emb_item_d1_p25"] == pytest.approx(expected.loc["25%", 1])
-    assert flat["emb_item_neg_share"] == pytest.approx(np.mean(table < 0))
+    summary = embedding_summary("item", table)
+    assert set(summary) == {f"emb_item_{s}" for s in ("mean", "std", "norm_mean", "neg_share")}
+    assert summary["emb_item_mean"] == pytest.approx(table.mean())
+    assert summary["emb_item_norm_mean"] == pytest.approx(np.linalg.norm(table, axis=1).mean())
+    assert summary["emb_item_neg_share"] == pytest.approx(np.mean(table < 0))
 
 
 @pytest.mark.parametrize("config", [SMALL_MF, SMALL_NN], ids=["mf-xla", "nn"])
@@ -105,8 +120,8 @@ def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, j
     np.testing.assert_allclose(fast.history["train_loss"], plain.history["train_loss"], rtol=1e-3)
     np.testing.assert_allclose(fast.history["val_mae"], plain.history["val_mae"], rtol=1e-3)
     np.testing.assert_allclose(
-        fast.model.get_layer(USER_EMBEDDING).get_weights()[0],
-        plain.model.get_layer(USER_EMBEDDING).get_weights()[0],
+        fast.model.get_layer("user_embedding").get_weights()[0],
+        plain.model.get_layer("user_embedding").get_weights()[0],
         atol=1e-4,
     )
 

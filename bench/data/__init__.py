@@ -1,16 +1,17 @@
-"""MovieLens-100k: locate or download, verify, parse, encode, split."""
+"""Any registered data set: locate or download, verify, parse, encode, split."""
 
-from bench.data.fetch import locate
-from bench.data.movielens import IdMap, MovieLens, load_movielens, read_folder
-from bench.data.splits import CANONICAL, SPLITS, Split, make_split
+from bench.data.fetch import DATA_DIR_ENV, cache_dir, is_verified, locate
+from bench.data.ratings import IdMap, RatingData, load_dataset, read_folder
+from bench.data.splits import Split, make_split
 
 __all__ = [
-    "CANONICAL",
-    "SPLITS",
+    "DATA_DIR_ENV",
     "IdMap",
-    "MovieLens",
+    "RatingData",
     "Split",
-    "load_movielens",
+    "cache_dir",
+    "is_verified",
+    "load_dataset",
     "locate",
     "make_split",
     "read_folder",

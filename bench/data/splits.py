@@ -13,17 +13,18 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from bench.data.fetch import sha256_of
-from bench.data.movielens import MovieLens
+from bench.data.ratings import RatingData
 from bench.errors import DataError
+from bench.metrics import RatingScale
 
-CANONICAL = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-SPLITS = ("seed", *CANONICAL)
 COLUMNS = ["user", "item", "rating"]
 
 
 @dataclass(frozen=True)
 class Split:
     name: str
+    dataset: str
+    scale: RatingScale
     seed: int
     valid_fraction: float
     train: pd.DataFrame
@@ -37,6 +38,7 @@ class Split:
     @property
     def provenance(self) -> dict[str, Any]:
         return {
+            "dataset": self.dataset,
             "split": self.name,
             "split_seed": self.seed,
             "valid_fraction": self.valid_fraction,
@@ -51,16 +53,19 @@ class Split:
 
 
 def make_split(
-    data: MovieLens,
+    data: RatingData,
     name: str = "seed",
     *,
     seed: int = 0,
     valid_fraction: float = 0.1,
     test_fraction: float = 0.2,
 ) -> Split:
-    """Build split `name`: "seed" (random, like the post) or a canonical u1..u5, ua, ub."""
-    if name not in SPLITS:
-        raise DataError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+    """Build split `name`: "seed" (random, like the post) or one of the data set's folds."""
+    dataset = data.dataset
+    if name not in dataset.splits:
+        raise DataError(
+            f"unknown split {name!r} for {dataset.name}; choose one of {', '.join(dataset.splits)}"
+        )
     if not 0.0 <= valid_fraction < 1.0:
         raise DataError(f"valid fraction {valid_fraction} must be in [0, 1)")
     files: dict[str, str] = {}
@@ -69,14 +74,17 @@ def make_split(
             data.ratings[COLUMNS], test_size=test_fraction, random_state=seed
         )
     else:
-        train, test = (data.read_split_file(f"{name}.{part}")[COLUMNS] for part in ("base", "test"))
-        files = {f: sha256_of(data.root / f) for f in (f"{name}.base", f"{name}.test")}
+        pair = dataset.folds[name]
+        train, test = (data.read_split_file(file)[COLUMNS] for file in pair)
+        files = {file: sha256_of(data.root / file) for file in pair}
     if valid_fraction > 0:
         train, valid = train_test_split(train, test_size=valid_fraction, random_state=seed)
     else:
         valid = train.iloc[:0]
     return Split(
         name=name,
+        dataset=dataset.name,
+        scale=dataset.scale,
         seed=seed,
         valid_fraction=valid_fraction,
         train=train.reset_index(drop=True),

@@ -1,48 +1,50 @@
-"""Parse and validate the MovieLens-100k files; encode ids to contiguous codes.
+"""MovieLens-100k (GroupLens, 1998): 100,000 ratings 1..5 of 1,682 movies by 943 users.
 
-Parsing is strict: a malformed line raises DataError naming the file, the line and the
-problem, rather than letting pandas guess.
+Files: `u.data` (tab-separated user id, item id, rating, timestamp), `u.item` (latin-1,
+`|`-separated: id, title, release date, video date, URL, 19 genre flags), `u.genre`, and
+the canonical five-fold cross-validation pairs u1..u5 (`uN.base` / `uN.test`, disjoint
+test parts that partition the data) plus ua/ub (ten test ratings per user).
+Parsing is strict: a malformed line names the file, the line and the problem.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.data.fetch import locate, sha256_of
+from bench.datasets.base import Dataset
 from bench.errors import DataError
+
+# SHA-256 of each file of the official archive that this project reads or checks.
+SHA256: dict[str, str] = {
+    "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
+    "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+    "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+    "u.info": "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b",
+    "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+    "u.occupation": "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
+    "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+    "u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+    "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+    "u2.base": "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
+    "u2.test": "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
+    "u3.base": "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
+    "u3.test": "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
+    "u4.base": "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
+    "u4.test": "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
+    "u5.base": "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
+    "u5.test": "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
+    "ua.base": "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
+    "ua.test": "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
+    "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
+    "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
+}
+
 
 RATING_DTYPES = {"user_id": "int32", "item_id": "int32", "rating": "int8", "timestamp": "int64"}
 N_GENRES = 19
-
-
-@dataclass(frozen=True)
-class IdMap:
-    """Raw ids <-> contiguous codes 0..n-1 (codes follow the sorted raw ids)."""
-
-    ids: np.ndarray
-
-    @classmethod
-    def fit(cls, raw: np.ndarray) -> IdMap:
-        return cls(np.unique(raw))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def encode(self, raw: np.ndarray | int) -> np.ndarray:
-        raw = np.asarray(raw)
-        codes = np.searchsorted(self.ids, raw)
-        known = (codes < len(self.ids)) & (self.ids[np.minimum(codes, len(self.ids) - 1)] == raw)
-        if not np.all(known):
-            unknown = np.atleast_1d(raw)[~np.atleast_1d(known)][:5]
-            raise DataError(f"unknown ids {unknown.tolist()}: not present in the rating data")
-        return codes.astype("int32")
-
-    def decode(self, codes: np.ndarray | int) -> np.ndarray:
-        return self.ids[np.asarray(codes)]
 
 
 def _int_fields(path: Path, lineno: int, fields: list[str]) -> list[int]:
@@ -132,76 +134,35 @@ def read_movies(path: Path, genres: list[str]) -> pd.DataFrame:
     return movies.set_index("item_id")
 
 
-@dataclass(frozen=True)
-class MovieLens:
-    """Ratings with contiguous codes (`user`, `item`), movies, and the id maps both ways."""
-
-    root: Path | None
-    ratings: pd.DataFrame
-    movies: pd.DataFrame
-    users: IdMap
-    items: IdMap
-    checksum: str
-
-    @classmethod
-    def from_ratings(
-        cls,
-        ratings: pd.DataFrame,
-        movies: pd.DataFrame | None = None,
-        root: Path | None = None,
-        checksum: str = "",
-    ) -> MovieLens:
-        """Encode ids over the whole rating set, as the reference post does."""
-        users = IdMap.fit(ratings["user_id"].to_numpy())
-        items = IdMap.fit(ratings["item_id"].to_numpy())
-        ratings = ratings.assign(
-            user=users.encode(ratings["user_id"].to_numpy()),
-            item=items.encode(ratings["item_id"].to_numpy()),
-        )
-        if movies is None:
-            movies = pd.DataFrame({"title": pd.Series(dtype="string")})
-        return cls(root, ratings.reset_index(drop=True), movies, users, items, checksum)
-
-    @property
-    def n_users(self) -> int:
-        return len(self.users)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.items)
-
-    def read_split_file(self, name: str) -> pd.DataFrame:
-        """A canonical split file (e.g. `u1.base`), encoded with this data set's id maps."""
-        if self.root is None:
-            raise DataError(f"split file {name} needs a data folder; this data set has none")
-        frame = read_ratings(self.root / name)
-        return frame.assign(
-            user=self.users.encode(frame["user_id"].to_numpy()),
-            item=self.items.encode(frame["item_id"].to_numpy()),
-        )
-
-    def titles(self, item_codes: np.ndarray) -> list[str]:
-        """Movie titles for item codes (raw id as text where no title is known)."""
-        raw = self.items.decode(item_codes)
-        known = self.movies["title"].reindex(raw)
-        return [str(t) if pd.notna(t) else str(r) for t, r in zip(known, raw, strict=True)]
+def read_items(folder: Path) -> pd.DataFrame | None:
+    """Movies with titles and genre flags, when the folder has u.item."""
+    if not (folder / "u.item").is_file():
+        return None
+    genres_file = folder / "u.genre"
+    genres = (
+        read_genres(genres_file)
+        if genres_file.is_file()
+        else [f"genre_{i}" for i in range(N_GENRES)]
+    )
+    return read_movies(folder / "u.item", genres)
 
 
-def read_folder(folder: Path) -> MovieLens:
-    """Load an (unverified) MovieLens-100k-format folder; `load_movielens` verifies first."""
-    ratings = read_ratings(folder / "u.data")
-    movies = None
-    if (folder / "u.item").is_file():
-        genres_file = folder / "u.genre"
-        genres = (
-            read_genres(genres_file)
-            if genres_file.is_file()
-            else [f"genre_{i}" for i in range(N_GENRES)]
-        )
-        movies = read_movies(folder / "u.item", genres)
-    return MovieLens.from_ratings(ratings, movies, folder, sha256_of(folder / "u.data"))
+FOLDS = {
+    name: (f"{name}.base", f"{name}.test") for name in ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+}
 
-
-def load_movielens(data_dir: str | Path | None = None) -> MovieLens:
-    """Locate (see `bench.data.fetch.locate`), verify and load MovieLens-100k."""
-    return read_folder(locate(data_dir))
+ML100K = Dataset(
+    name="ml-100k",
+    description="MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users",
+    folder="ml-100k",
+    ratings_file="u.data",
+    read_ratings=read_ratings,
+    read_items=read_items,
+    url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+    archive_size=4_924_029,
+    archive_sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+    files_sha256=SHA256,
+    folds=FOLDS,
+    benchmark_folds=("u1", "u2", "u3", "u4", "u5"),
+    n_ratings=100_000,
+)
