@@ -68,7 +68,8 @@ def report(results: dict[str, TrainResult]) -> str:
                 "fit s": result.fit_seconds,
             }
         )
-    lines = [pd.DataFrame(rows).to_string(index=False, float_format="{:.4f}".format, na_rep="-")]
+    table = pd.DataFrame(rows).astype({"published params": "Int64"})
+    lines = [table.to_string(index=False, float_format="{:.4f}".format, na_rep="-")]
     for arch in ("mf", "nnmf"):
         if arch in results:
             for name, table in results[arch].embedding_tables.items():
