@@ -10,6 +10,7 @@ from typing import Any
 
 from bench.archs.base import Arch, config_params
 from bench.archs.mf import MF, NNMF
+from bench.archs.neumf import NEUMF
 from bench.archs.nn import NN
 from bench.errors import BenchError
 
@@ -19,6 +20,7 @@ ARCHS: dict[str, Arch] = {
         MF,
         NNMF,
         NN,
+        NEUMF,
     )
 }
 
