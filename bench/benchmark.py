@@ -333,7 +333,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--study-split", default="seed", help="split of the studies to read")
     parser.add_argument("--storage", help="Optuna storage of the studies")
     parser.add_argument("--dataset", default=DEFAULT, help="registered data set (bench data list)")
-    parser.add_argument("--archs", default="mf,nnmf,nn")
+    parser.add_argument("--archs", default=",".join(ARCHS), help="default: every registered one")
     parser.add_argument("--folds", help="comma-separated folds (default: the data set's)")
     parser.add_argument("--seeds", type=int, default=0, help="N seed-style splits instead of folds")
     parser.add_argument(
