@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.baselines import BiasALS, DampedBias, GlobalMean, Popularity, tune_bias_als
+from bench.baselines import (
+    BIAS_ALS_GRID,
+    BiasALS,
+    DampedBias,
+    GlobalMean,
+    Popularity,
+    tune_bias_als,
+)
 from bench.data import load_movielens, make_split
 
 TINY = pd.DataFrame({"user": [0, 0, 1], "item": [0, 1, 0], "rating": [5, 3, 4]})
@@ -79,6 +86,7 @@ def test_tune_bias_als_picks_the_best_validation_pair_and_refits_on_train_and_va
     refit = BiasALS(s.n_users, s.n_items, model.reg_u_, model.reg_i_).fit(both)
     np.testing.assert_allclose(model.user_bias_, refit.user_bias_)
     assert model.mean_ == pytest.approx(both["rating"].mean())
+    assert (15.0, 10.0) in BIAS_ALS_GRID  # Surprise's defaults are always a candidate
     with pytest.raises(ValueError, match="validation ratings"):
         tune_bias_als(s.train, s.valid.iloc[:0], s.n_users, s.n_items)
 
