@@ -1,13 +1,39 @@
 """Non-learnt reference predictors, with a scikit-learn-like fit/predict API.
 
-They answer "how much does a model add over the obvious?": the global mean rating, and
-the global mean plus damped user and item offsets (Koren's baseline predictor).
+They answer "how much does a model add over the obvious?": the global mean rating, the
+global mean plus user and item offsets (damped means, or Surprise's ALS baseline), and
+item popularity for the ranking metrics.
+
+Users and items are int codes 0..n-1; a code with no training rating gets offset 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import product
+
 import numpy as np
 import pandas as pd
+
+# (reg_u, reg_i) pairs for `tune_bias_als`: Surprise's defaults (15, 10) and the smaller
+# values that validation on MovieLens-100k folds u1 and u3 preferred (about (3..5, 2..3)).
+BIAS_ALS_GRID = tuple(product((2.0, 3.0, 5.0, 10.0, 15.0, 25.0), (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)))
+RATING_SCALE = (1.0, 5.0)
+
+
+def _columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        frame["user"].to_numpy(),
+        frame["item"].to_numpy(),
+        frame["rating"].to_numpy("float64"),
+    )
+
+
+def _shrunk_means(codes: np.ndarray, residual: np.ndarray, n: int, reg: float) -> np.ndarray:
+    """Per-code sum(residual) / (count + reg); 0 for codes with no rating."""
+    totals = np.bincount(codes, residual, n)
+    denominators = np.bincount(codes, minlength=n) + reg
+    return np.divide(totals, denominators, out=np.zeros(n), where=denominators > 0)
 
 
 class GlobalMean:
@@ -27,24 +53,118 @@ class DampedBias:
     b_i = sum(r - mu) / (n_i + damping); b_u = sum(r - mu - b_i) / (n_u + damping).
     """
 
-    name = "bias"
+    name = "damped_bias"
 
     def __init__(self, n_users: int, n_items: int, damping: float = 25.0):
         self.n_users, self.n_items, self.damping = n_users, n_items, damping
 
     def fit(self, train: pd.DataFrame) -> DampedBias:
-        users, items = train["user"].to_numpy(), train["item"].to_numpy()
-        ratings = train["rating"].to_numpy("float64")
+        users, items, ratings = _columns(train)
         self.mean_ = float(ratings.mean())
         residual = ratings - self.mean_
-        self.item_bias_ = np.bincount(items, residual, self.n_items) / (
-            np.bincount(items, minlength=self.n_items) + self.damping
-        )
+        self.item_bias_ = _shrunk_means(items, residual, self.n_items, self.damping)
         residual = residual - self.item_bias_[items]
-        self.user_bias_ = np.bincount(users, residual, self.n_users) / (
-            np.bincount(users, minlength=self.n_users) + self.damping
-        )
+        self.user_bias_ = _shrunk_means(users, residual, self.n_users, self.damping)
         return self
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.mean_ + self.user_bias_[users] + self.item_bias_[items]
+
+
+class BiasALS:
+    """mu + b_u + b_i fitted as scikit-surprise's BaselineOnly (method "als") does.
+
+    Each of `n_epochs` rounds sets, as Surprise's `baseline_als` does, items first:
+    b_i = sum(r - mu - b_u) / (reg_i + n_i), then b_u = sum(r - mu - b_i) / (reg_u + n_u).
+    Predictions are clipped to `clip` (Surprise clips to the rating scale, 1..5 here);
+    None leaves them unclipped.
+    """
+
+    name = "bias"
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        reg_u: float = 15.0,
+        reg_i: float = 10.0,
+        n_epochs: int = 10,
+        clip: tuple[float, float] | None = RATING_SCALE,
+    ):
+        self.n_users, self.n_items = n_users, n_items
+        self.reg_u, self.reg_i, self.n_epochs, self.clip = reg_u, reg_i, n_epochs, clip
+
+    def fit(self, train: pd.DataFrame) -> BiasALS:
+        users, items, ratings = _columns(train)
+        self.mean_ = float(ratings.mean())
+        residual = ratings - self.mean_
+        self.user_bias_ = np.zeros(self.n_users)
+        self.item_bias_ = np.zeros(self.n_items)
+        for _ in range(self.n_epochs):
+            self.item_bias_ = _shrunk_means(
+                items, residual - self.user_bias_[users], self.n_items, self.reg_i
+            )
+            self.user_bias_ = _shrunk_means(
+                users, residual - self.item_bias_[items], self.n_users, self.reg_u
+            )
+        return self
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        estimate = self.mean_ + self.user_bias_[users] + self.item_bias_[items]
+        return estimate if self.clip is None else np.clip(estimate, *self.clip)
+
+
+def _rmse(model, frame: pd.DataFrame) -> float:
+    users, items, ratings = _columns(frame)
+    return float(np.sqrt(np.mean((model.predict(users, items) - ratings) ** 2)))
+
+
+def tune_bias_als(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    n_users: int,
+    n_items: int,
+    grid: Sequence[tuple[float, float]] = BIAS_ALS_GRID,
+) -> BiasALS:
+    """BiasALS with the (reg_u, reg_i) of `grid` that has the lowest validation RMSE,
+    refitted on train + valid so the tuned baseline sees as much data as a tuned model.
+
+    The choice is kept on the result: `reg_u_`, `reg_i_`, `valid_rmse_` (of the chosen
+    pair) and `grid_rmse_` (every pair's validation RMSE); ties go to the earlier pair.
+    """
+    if len(valid) == 0 or len(grid) == 0:
+        raise ValueError("tuning BiasALS needs validation ratings and a non-empty grid")
+    scores = {
+        (reg_u, reg_i): _rmse(BiasALS(n_users, n_items, reg_u, reg_i).fit(train), valid)
+        for reg_u, reg_i in grid
+    }
+    reg_u, reg_i = min(scores, key=scores.get)
+    model = BiasALS(n_users, n_items, reg_u, reg_i).fit(pd.concat([train, valid]))
+    model.reg_u_, model.reg_i_, model.valid_rmse_ = reg_u, reg_i, scores[(reg_u, reg_i)]
+    model.grid_rmse_ = scores
+    return model
+
+
+class Popularity:
+    """Ranks items by their number of training ratings (ties: the ranking's tie-break).
+
+    It has no rating model: `predict` returns the global mean so that the rating metrics
+    of the table stay defined (they equal GlobalMean's); use `scores` for ranking.
+    """
+
+    name = "popularity"
+
+    def fit(self, train: pd.DataFrame) -> Popularity:
+        self.mean_ = float(train["rating"].mean())
+        self.counts_ = np.bincount(train["item"].to_numpy())
+        return self
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.full(len(users), self.mean_, dtype="float64")
+
+    def scores(self, n_items: int) -> np.ndarray:
+        """Training-rating count of each item code 0..n_items-1, as floats."""
+        counts = np.zeros(n_items)
+        shown = min(n_items, len(self.counts_))
+        counts[:shown] = self.counts_[:shown]
+        return counts
