@@ -9,6 +9,7 @@ import pytest
 
 from bench.data import MovieLens, locate, make_split, read_folder
 from bench.errors import DataError
+from tests.services import mlflow_server, pg_url  # noqa: F401 - fixtures
 from tests.synthetic import synthetic_ratings, write_folder
 
 
