@@ -60,6 +60,13 @@ def enqueue_zero(study: optuna.Study) -> None:
     study.enqueue_trial({"x": 0.0})
 
 
+def slow_enqueue_zero(study: optuna.Study) -> None:
+    """A set-up that takes a while, like creating the MLflow parent run: without the lock,
+    the other processes would not yet see the study initialised."""
+    time.sleep(0.5)
+    enqueue_zero(study)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -227,7 +234,7 @@ def test_garbage_inside_the_journal_is_one_error_naming_file_and_line(tmp_path):
 def create_at_barrier(url: str, barrier, results) -> None:
     try:
         barrier.wait(timeout=WAIT_S)
-        _, created = create_or_load_study(url, "race", initialise=enqueue_zero)
+        _, created = create_or_load_study(url, "race", initialise=slow_enqueue_zero)
         results.put(created)
     except BaseException:
         results.put(traceback.format_exc())
@@ -295,12 +302,22 @@ def wait_for_trial_of(pid: int, url: str, name: str) -> int:
     raise AssertionError(f"process {pid} started no trial in {WAIT_S} s")
 
 
+def wait_for_journal_unlocked(url: str) -> None:
+    """Killed while it holds the journal's lock (the record is visible before the lock is
+    released), a process would make the next writer wait Optuna's 30 s grace period."""
+    deadline = time.monotonic() + WAIT_S
+    while "://" not in url and os.path.exists(url + ".lock") and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def kill_sleeping_trial(url: str, name: str, heartbeat=(None, None)) -> int:
     """Run one sleeping trial in a new process, kill -9 it once the trial runs; its number."""
     process = SPAWN.Process(target=run_sleeper, args=(url, name, *heartbeat))
     process.start()
     try:
-        return wait_for_trial_of(process.pid, url, name)
+        number = wait_for_trial_of(process.pid, url, name)
+        wait_for_journal_unlocked(url)
+        return number
     finally:
         process.kill()
         process.join(timeout=WAIT_S)
