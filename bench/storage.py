@@ -74,14 +74,17 @@ def resolve_storage(flag: str | None, tracking_uri: str) -> str:
     return flag or os.environ.get(STORAGE_ENV) or default_storage(tracking_uri)
 
 
+PASSWORD_PATTERN = re.compile(r"(://[^:/@]*:)([^@]*)@")  # for URLs SQLAlchemy can't parse
+
+
 def redact(url: str) -> str:
     """The storage URL with any password replaced by ***, safe for messages and logs."""
-    if "://" not in url:
+    if not is_database(url):
         return url
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        return PASSWORD_PATTERN.sub(r"\1***@", url)
 
 
 def is_database(url: str) -> bool:
@@ -216,8 +219,8 @@ def _parse(url: str) -> URL:
         return make_url(url)
     except (ArgumentError, ValueError) as exc:
         raise BenchError(
-            f"cannot open Optuna storage {redact(url)}: not a valid database URL ({exc}); "
-            f"use {URL_FORMS}"
+            f"cannot open Optuna storage {redact(url)}: not a valid database URL "
+            f"({_scrub(str(exc), url)}); use {URL_FORMS}"
         ) from exc
 
 
@@ -264,16 +267,23 @@ def _one_line(exc: BaseException, url: str) -> str:
     """The first line of the underlying driver error, with the password removed."""
     cause = getattr(exc, "orig", None) or exc
     lines = str(cause).strip().splitlines() or [type(cause).__name__]
-    line = lines[0]
+    return _scrub(lines[0], url)
+
+
+def _scrub(text: str, url: str) -> str:
+    """text with the URL's password, if any, replaced by ***."""
     password = _password(url)
-    return line.replace(password, "***") if password else line
+    return text.replace(password, "***") if password else text
 
 
 def _password(url: str) -> str | None:
-    try:
-        return make_url(url).password if is_database(url) else None
-    except (ArgumentError, ValueError):
+    if not is_database(url):
         return None
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        found = PASSWORD_PATTERN.search(url)
+        return found.group(2) if found else None
 
 
 def check_writable_folder(path: str, url: str) -> None:

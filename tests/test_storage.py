@@ -121,7 +121,7 @@ def test_unreachable_server_is_one_line_that_never_shows_the_password(capsys, ca
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("postgresql+psycopg://bench@db:notaport/bench", "not a valid database URL"),
+        (f"postgresql+psycopg://bench:{PASSWORD}@db:notaport/bench", "not a valid database URL"),
         ("http://127.0.0.1:5000", "unknown scheme 'http'"),
         ("nosuchdb://bench@db/bench", "unknown scheme 'nosuchdb'"),
     ],
@@ -129,7 +129,7 @@ def test_unreachable_server_is_one_line_that_never_shows_the_password(capsys, ca
 def test_bad_url_or_scheme_is_one_line_naming_the_url_forms(url, expected):
     with pytest.raises(BenchError, match=expected) as caught:
         open_storage(url)
-    assert "\n" not in str(caught.value)
+    assert "\n" not in str(caught.value) and PASSWORD not in str(caught.value)
     assert "postgresql+psycopg://user@host:5432/db" in str(caught.value)
 
 
