@@ -60,6 +60,7 @@ POSTGRES_INSTALL = "pip install 'recsys-sweep-bench[postgres]'"
 POSTGRES_FORM = "postgresql+psycopg://user@host:5432/db"
 URL_FORMS = f"{POSTGRES_FORM}, sqlite:///path/to/optuna.db, or a journal file path"
 RACES = (IntegrityError, OperationalError, StorageInternalError)
+PASSWORD_PATTERN = re.compile(r"(://[^:/@]*:)([^@]*)@")  # for URLs SQLAlchemy can't parse
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -72,9 +73,6 @@ def default_storage(tracking_uri: str) -> str:
 def resolve_storage(flag: str | None, tracking_uri: str) -> str:
     """The storage to use: the --storage flag, else $BENCH_STORAGE, else the default."""
     return flag or os.environ.get(STORAGE_ENV) or default_storage(tracking_uri)
-
-
-PASSWORD_PATTERN = re.compile(r"(://[^:/@]*:)([^@]*)@")  # for URLs SQLAlchemy can't parse
 
 
 def redact(url: str) -> str:
