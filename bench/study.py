@@ -26,7 +26,16 @@ from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
 from bench.errors import BenchError
 from bench.report import log_study_summary
-from bench.storage import open_storage, resolve_storage, sqlite_wal
+from bench.storage import (
+    create_or_load_study,
+    fail_stale_trials,
+    is_database,
+    open_storage,
+    redact,
+    resolve_storage,
+    sqlite_wal,
+    trial_owner_attrs,
+)
 from bench.tracking import Tracker, curves_to_metrics, environment_tags, resolve_tracking_uri
 from bench.train import train
 
@@ -64,20 +73,9 @@ class Prepared:
     trials_before: int
 
 
-def prepare(settings: SweepSettings, split: Split) -> Prepared:
-    """Create or resume the study, its MLflow experiment and parent run (parent process only)."""
-    tracking_uri = resolve_tracking_uri(settings.tracking_uri)
-    storage_url = resolve_storage(settings.storage, tracking_uri)
-    tracker = Tracker(tracking_uri)
-    experiment_id = tracker.experiment(settings.name)
-    sqlite_wal(tracking_uri)
-    study = optuna.create_study(
-        study_name=settings.name,
-        storage=open_storage(storage_url),
-        direction="minimize",
-        load_if_exists=True,
-    )
-    identity = {
+def _identity(settings: SweepSettings) -> dict:
+    """The settings every invocation joining a study must share with it."""
+    return {
         "arch": settings.arch,
         "dataset": settings.dataset,
         "split": settings.split,
@@ -85,32 +83,62 @@ def prepare(settings: SweepSettings, split: Split) -> Prepared:
         "seed": settings.seed,
         "valid_fraction": settings.valid_fraction,
     }
-    stored = {
-        key: study.user_attrs.get(key, "ml-100k" if key == "dataset" else None) for key in identity
-    }  # studies made before data sets were registered: ml-100k
-    if study.user_attrs and stored != identity:
-        raise BenchError(
-            f"study {settings.name!r} in {storage_url} was created with {stored}, not "
-            f"{identity}; pass another --study-name or the original settings"
-        )
-    for key, value in identity.items():
-        study.set_user_attr(key, value)
-    if not study.trials:
+
+
+def prepare(settings: SweepSettings, split: Split) -> Prepared:
+    """Create or join the study, its MLflow experiment and parent run.
+
+    The one-off set-up (settings, trial 0, parent run) runs exactly once, under the
+    storage's creation lock, however many invocations start at the same moment.
+    """
+    tracking_uri = resolve_tracking_uri(settings.tracking_uri)
+    storage_url = resolve_storage(settings.storage, tracking_uri)
+    tracker = Tracker(tracking_uri)
+    experiment_id = tracker.experiment(settings.name)
+    sqlite_wal(tracking_uri)
+    identity = _identity(settings)
+
+    def initialise(study: optuna.Study) -> None:
+        if "mlflow_parent_run_id" in study.user_attrs:
+            return  # a study made before set-up was locked: already set up
+        for key, value in identity.items():
+            study.set_user_attr(key, value)
         study.enqueue_trial(
             get_arch(settings.arch).default_params(settings.max_epochs),
             user_attrs={"baseline": "post"},
         )
+        parent = _create_parent_run(tracker, experiment_id, settings, split)
+        study.set_user_attr("mlflow_parent_run_id", parent)
 
-    parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
-    if parent_run_id is None:
-        parent_run_id = _create_parent_run(tracker, experiment_id, settings, split)
-        study.set_user_attr("mlflow_parent_run_id", parent_run_id)
-    else:
-        tracker.client.update_run(parent_run_id, status="RUNNING")
+    study, _ = create_or_load_study(storage_url, settings.name, initialise=initialise)
+    stored = {
+        key: study.user_attrs.get(key, "ml-100k" if key == "dataset" else None) for key in identity
+    }  # studies made before data sets were registered: ml-100k
+    if stored != identity:
+        raise BenchError(
+            f"study {settings.name!r} in {redact(storage_url)} was created with {stored}, not "
+            f"{identity}; pass another --study-name or the original settings"
+        )
+    if not is_database(storage_url):
+        _fail_stale(tracker, study)
+    parent_run_id = study.user_attrs["mlflow_parent_run_id"]
+    tracker.client.update_run(parent_run_id, status="RUNNING")
     trials_before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     return Prepared(
         settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before
     )
+
+
+def _fail_stale(tracker: Tracker, study: optuna.Study) -> None:
+    """Trials left RUNNING by dead processes on this host become FAIL in both stores (the
+    journal file has no heartbeats)."""
+    for number in fail_stale_trials(study):
+        run_id = study.trials[number].user_attrs.get("mlflow_run_id")
+        if run_id:
+            host, pid = (study.trials[number].user_attrs.get(k) for k in ("host", "pid"))
+            tags = {"trial_state": "FAIL", "error": f"process {pid} on {host} died"}
+            tracker.log(run_id, tags=tags)
+            tracker.end(run_id, "FAILED")
 
 
 def _create_parent_run(
@@ -161,6 +189,8 @@ class Objective:
             tags={"trial_number": str(trial.number), "study": settings.name},
         )
         trial.set_user_attr("mlflow_run_id", run_id)
+        for key, value in trial_owner_attrs().items():
+            trial.set_user_attr(key, value)
         try:
             self.tracker.log(run_id, params={f"optuna.{k}": v for k, v in trial.params.items()})
             result = train(config, self.split, self.options, on_epoch_end=report)
