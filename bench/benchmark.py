@@ -27,24 +27,27 @@ import optuna
 import pandas as pd
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
+from sklearn.model_selection import train_test_split
 
 from bench.archs import ARCHS, config_params, get_arch
-from bench.baselines import DampedBias, GlobalMean
+from bench.baselines import GlobalMean, Popularity, tune_bias_als
 from bench.config import TrainOptions
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.datasets import DEFAULT
 from bench.errors import BenchError
-from bench.metrics import METRICS, mlflow_name, ranking_ks, rating_metrics
+from bench.metrics import METRICS, get_metric, mlflow_name, ranking_ks, rating_metrics
 from bench.ranking import ranking_metrics
 from bench.report import FoldResult, Outcome, write_benchmark_report
-from bench.stats import Regression, describe_folds, find_regressions, paired
+from bench.serving import Fallback, log_rating_model
+from bench.stats import Regression, describe_folds, find_regressions, holm, paired
 from bench.storage import open_storage, resolve_storage
 from bench.tracking import Tracker, as_metrics, environment_tags, machine_class
 from bench.train import predict_codes, train
 
 EXPERIMENT = "benchmark"
 PINNED = Path(__file__).resolve().parent.parent / "studies" / "pinned_configs.json"
-BASELINES = ("global_mean", "bias")
+BASELINES = ("global_mean", "bias", "popularity")
+BIAS_VALID_FRACTION = 0.1  # the bias baseline's regularisation is chosen on this part
 REPORTED = tuple(m.name for m in METRICS)
 CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
 
@@ -126,28 +129,39 @@ def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
     return predict(users, items).reshape(n_users, n_items)
 
 
+def _fit_baseline(name: str, split: Split, seed: int):
+    """Global mean; popularity (ranks by training count); BaselineOnly-style ALS biases with
+    their regularisation chosen on a validation part of the fold's training part."""
+    if name == "bias":
+        fit, valid = train_test_split(split.train, test_size=BIAS_VALID_FRACTION, random_state=seed)
+        return tune_bias_als(fit, valid, split.n_users, split.n_items)
+    return (GlobalMean() if name == "global_mean" else Popularity()).fit(split.train)
+
+
 def _fit_predictor(predictor: Any, split: Split, seed: int):
-    """Fit a config or a baseline on the split; returns (predict function, train result)."""
+    """Fit a config or a baseline; returns (predict, ranking scores of all pairs, result)."""
     if isinstance(predictor, str):
-        baseline = (
-            GlobalMean() if predictor == "global_mean" else DampedBias(split.n_users, split.n_items)
-        )
-        baseline.fit(split.train)
-        return baseline.predict, None
+        baseline = _fit_baseline(predictor, split, seed)
+        if isinstance(baseline, Popularity):
+            counts = baseline.scores(split.n_items)
+            return baseline.predict, lambda: np.tile(counts, (split.n_users, 1)), None
+        grid = lambda: _score_grid(baseline.predict, split.n_users, split.n_items)  # noqa: E731
+        return baseline.predict, grid, None
     result = train(predictor, split, TrainOptions(seed=seed))
-    return (lambda users, items: predict_codes(result.model, users, items)), result
+    predict = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+    return predict, lambda: _score_grid(predict, split.n_users, split.n_items), result
 
 
 def evaluate(name: str, predictor: Any, split: Split, seed: int) -> FoldResult:
     """Fit `predictor` (a config or a baseline name) on the split; score test and ranking."""
     start = time.perf_counter()
-    predict, result = _fit_predictor(predictor, split, seed)
+    predict, score_grid, result = _fit_predictor(predictor, split, seed)
     fit_seconds = result.fit_seconds if result else time.perf_counter() - start
     test = split.test
     y_pred = predict(test["user"].to_numpy(), test["item"].to_numpy())
     metrics = rating_metrics(test["rating"].to_numpy(), y_pred, "t", split.scale)
     metrics = {key.removeprefix("t_"): value for key, value in metrics.items()}
-    scores = _score_grid(predict, split.n_users, split.n_items)
+    scores = score_grid()
     for k in ranking_ks():
         metrics.update(ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k))
     metrics["fit_seconds"] = fit_seconds
@@ -165,12 +179,15 @@ def fold_splits(data: RatingData, folds: list[str], seeds: int) -> list[Split]:
     return [make_split(data, fold, valid_fraction=0.0) for fold in folds]
 
 
-def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+def summary_table(results: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
+    """Mean ± std per model; CIs with the corrected (Nadeau-Bengio) standard error where
+    training sets overlap, clipped to each metric's bounds."""
     rows = []
     for model, group in results.groupby("model", sort=False):
         row: dict[str, Any] = {"model": model, "folds": len(group)}
         for metric in REPORTED:
-            d = describe_folds(group[metric].to_numpy())
+            bounds = get_metric(metric).bounds
+            d = describe_folds(group[metric].to_numpy(), bounds, ratio)
             row[metric] = f"{d['mean']:.4f} ± {d['std']:.4f}"
             if metric in CI_SHOWN:
                 row[f"{metric} 95% CI"] = f"{d['ci_low']:.4f}..{d['ci_high']:.4f}"
@@ -178,20 +195,28 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparisons(results: pd.DataFrame, archs: list[str]) -> list[str]:
-    """Plain sentences: every pair of architectures, and each against the bias baseline."""
+def comparisons(results: pd.DataFrame, archs: list[str], ratio: float | None) -> list[str]:
+    """Plain sentences: every pair of architectures, and each against the bias baseline,
+    with the corrected resampled t-test and Holm's adjustment over all of them."""
     by_model = {m: g.sort_values("fold") for m, g in results.groupby("model")}
     pairs = [(a, b) for i, a in enumerate(archs) for b in archs[i + 1 :]]
     pairs += [(a, "bias") for a in archs if "bias" in by_model]
-    lines = []
-    for a, b in pairs:
-        for metric in CI_SHOWN:
-            lines.append(
-                paired(
-                    a, by_model[a][metric].to_numpy(), b, by_model[b][metric].to_numpy(), metric
-                ).sentence()
-            )
-    return lines
+    tests = [
+        paired(a, by_model[a][m].to_numpy(), b, by_model[b][m].to_numpy(), m, ratio)
+        for a, b in pairs
+        for m in CI_SHOWN
+    ]
+    adjusted = holm([t.p_t for t in tests]) if tests else []
+    return [
+        f"{t.sentence()}; Holm-adjusted p = {p:.3g}" for t, p in zip(tests, adjusted, strict=True)
+    ]
+
+
+def test_train_ratio(splits: list[Split]) -> float | None:
+    """n_test / n_train for the corrected t-test; None for a single split."""
+    if len(splits) < 2:
+        return None
+    return float(np.mean([len(s.test) / len(s.train) for s in splits]))
 
 
 PROTOCOL = "1"  # bump when what a benchmark number means changes
@@ -249,7 +274,13 @@ MODEL_REQUIREMENTS = [
 
 
 def log_fold(
-    tracker: Tracker, parent_id: str, experiment_id: str, fold: FoldResult, predictor
+    tracker: Tracker,
+    parent_id: str,
+    experiment_id: str,
+    fold: FoldResult,
+    predictor,
+    split: Split | None = None,
+    data: RatingData | None = None,
 ) -> None:
     """One nested run per model and fold; learnt models are logged as MLflow models."""
     run_id = tracker.start_run(
@@ -262,11 +293,18 @@ def log_fold(
     metrics = {mlflow_name(k): v for k, v in fold.metrics.items()}
     tracker.log(run_id, as_metrics(metrics), params)
     if fold.keras_model is not None:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp:  # the Keras model, for `bench recommend`
             mlflow.keras.save_model(
                 fold.keras_model, f"{tmp}/model", pip_requirements=MODEL_REQUIREMENTS
             )
             tracker.client.log_artifacts(run_id, f"{tmp}/model", "model")
+        if data is not None:  # a self-contained pyfunc model that takes raw ids
+            fallback = Fallback.from_ratings(split.train, split.n_users, split.n_items)
+            scale = (split.scale.low, split.scale.high)
+            log_rating_model(
+                tracker.client, run_id, fold.keras_model, data.users.ids, data.items.ids,
+                fallback, rating_scale=scale, name="rating_model",
+            )  # fmt: skip
     tracker.end(run_id)
 
 
@@ -277,6 +315,7 @@ def run_folds(
     splits: list[Split],
     predictors: dict,
     seed: int,
+    data: RatingData | None = None,
 ) -> list[FoldResult]:
     """Part 2: every predictor on every fold, each logged as a nested run."""
     folds: list[FoldResult] = []
@@ -284,17 +323,19 @@ def run_folds(
         for name, predictor in predictors.items():
             print(f"{split.name}: {name} ...", flush=True)
             fold = evaluate(name, predictor, split, seed)
-            log_fold(tracker, parent_id, experiment_id, fold, predictor)
+            log_fold(tracker, parent_id, experiment_id, fold, predictor, split, data)
             fold.keras_model = None  # logged; free it
             folds.append(fold)
     return folds
 
 
 def gate(
-    results: pd.DataFrame, previous: pd.DataFrame | None, min_delta: float
+    results: pd.DataFrame, previous: pd.DataFrame | None, min_delta: float, ratio: float | None
 ) -> list[Regression]:
     """Part 3: the regression gate against the previous comparable run (none: nothing)."""
-    return find_regressions(results, previous, min_delta) if previous is not None else []
+    if previous is None:
+        return []
+    return find_regressions(results, previous, min_delta, test_train_ratio=ratio)
 
 
 def report(
@@ -374,13 +415,14 @@ def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
         tags={**identity, **environment_tags(), **_machine_tags()},
     )
     try:
-        folds = run_folds(tracker, parent_id, experiment_id, splits, predictors, args.seed)
+        folds = run_folds(tracker, parent_id, experiment_id, splits, predictors, args.seed, data)
         results = pd.DataFrame([{"model": f.model, "fold": f.fold, **f.metrics} for f in folds])
-        regressions = gate(results, previous, args.min_delta)
+        ratio = test_train_ratio(splits)
+        regressions = gate(results, previous, args.min_delta, ratio)
         outcome = Outcome(
             results,
-            summary_table(results),
-            comparisons(results, list(job.configs)),
+            summary_table(results, ratio),
+            comparisons(results, list(job.configs), ratio),
             regressions,
             folds,
             job.configs,

@@ -163,14 +163,14 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     assert "mf trails nn on rmse" in out or "mf beats nn on rmse" in out
     report = tmp_path / "report"
     results = pd.read_csv(report / "results.csv")
-    assert set(results["model"]) == {"mf", "nn", "global_mean", "bias"}
+    assert set(results["model"]) == {"mf", "nn", "global_mean", "bias", "popularity"}
     assert set(results["fold"]) == {"u1", "u2"}
     for name in ("report.md", "metrics.png", "loss_curves.png", "embeddings.png"):
         assert (report / name).is_file()
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(benchmark.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 1 + 4 * 2
+    assert len(runs) == 1 + 5 * 2
     mf_run = next(r for r in runs if r.data.tags.get("model") == "mf")
     loaded = load_keras_model(
         f"runs:/{mf_run.info.run_id}/model", f"sqlite:///{tmp_path / 'mlflow.db'}"

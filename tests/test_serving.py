@@ -18,7 +18,7 @@ import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from bench.models import GlobalBias
+from bench.archs.layers import GlobalBias
 from bench.serving import (
     Fallback,
     id_maps,
