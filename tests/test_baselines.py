@@ -14,7 +14,7 @@ from bench.baselines import (
     Popularity,
     tune_bias_als,
 )
-from bench.data import load_movielens, make_split
+from bench.data import load_dataset, make_split
 
 TINY = pd.DataFrame({"user": [0, 0, 1], "item": [0, 1, 0], "rating": [5, 3, 4]})
 
@@ -112,7 +112,7 @@ def test_damped_bias_and_global_mean_by_hand():
 
 @pytest.fixture(scope="module")
 def real_folds(real_data_dir):
-    data = load_movielens(real_data_dir)
+    data = load_dataset("ml-100k", real_data_dir)
     return [make_split(data, f"u{i}", valid_fraction=0.0) for i in range(1, 6)]
 
 
