@@ -12,6 +12,7 @@ Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -29,13 +30,14 @@ import tensorflow as tf
 from mlflow.tracking import MlflowClient
 from sklearn.model_selection import train_test_split
 
+from bench import nested, peers
 from bench.archs import ARCHS, config_params, get_arch
-from bench.baselines import GlobalMean, Popularity, tune_bias_als
+from bench.baselines import BiasALS, GlobalMean, Popularity, tune_bias_als
 from bench.config import TrainOptions
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.datasets import DEFAULT
 from bench.errors import BenchError
-from bench.metrics import METRICS, get_metric, mlflow_name, ranking_ks, rating_metrics
+from bench.metrics import METRICS, RANKING, get_metric, mlflow_name, ranking_ks, rating_metrics
 from bench.ranking import ranking_metrics
 from bench.report import FoldResult, Outcome, write_benchmark_report
 from bench.serving import Fallback, log_rating_model
@@ -52,15 +54,53 @@ REPORTED = tuple(m.name for m in METRICS)
 CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
 
 
-def load_pinned(path: Path) -> dict[str, Any]:
+ALL_FOLDS = "*"  # a pinned config that applies to every fold
+
+
+def _pinned_entry(arch: str, entry: dict) -> dict[str, tuple[Any, dict]]:
+    """One architecture's pinned entry: {fold: {"config": ..., "provenance": ...}} written
+    by a nested run, or plain config fields for every fold (older files)."""
+    build = get_arch(arch).from_fields
+    if entry and all(isinstance(v, dict) and "config" in v for v in entry.values()):
+        return {fold: (build(v["config"]), v.get("provenance", {})) for fold, v in entry.items()}
+    return {ALL_FOLDS: (build(entry), {"origin": "hand-pinned, no recorded study"})}
+
+
+def load_pinned(path: Path) -> dict[str, dict[str, tuple[Any, dict]]]:
+    """Pinned configs per architecture and fold, each with its provenance."""
     try:
         raw = json.loads(path.read_text())
-        return {arch: get_arch(arch).from_fields(fields) for arch, fields in raw.items()}
-    except (OSError, json.JSONDecodeError, TypeError, ValueError, BenchError) as exc:
+        return {arch: _pinned_entry(arch, entry) for arch, entry in raw.items()}
+    except (
+        OSError,
+        json.JSONDecodeError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        BenchError,
+    ) as exc:
         raise BenchError(
             f"{path}: not a valid pinned-config file ({exc}); expected a JSON mapping of "
-            f"architecture names ({', '.join(ARCHS)}) to config fields"
+            f"architecture names ({', '.join(ARCHS)}) to config fields, or to folds each with "
+            f"'config' and 'provenance' (as a nested run writes tuned_configs.json)"
         ) from exc
+
+
+def write_pinned(path: Path, job: Job) -> None:
+    """The configs a run used, per fold with provenance: the file --configs takes."""
+    out = {
+        arch: {
+            fold: {"config": config_fields(config), "provenance": job.provenance[arch][fold]}
+            for fold, config in folds.items()
+        }
+        for arch, folds in job.configs.items()
+        if arch in ARCHS  # peers are tuned afresh by each --peers run
+    }
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, Any]:
@@ -87,40 +127,112 @@ def study_names(args: argparse.Namespace, archs: list[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Job:
-    """The resolved inputs of one benchmark run."""
+    """The resolved inputs of one benchmark run: each architecture's config per fold."""
 
-    configs: dict[str, Any]
+    configs: dict[str, dict[str, Any]]  # arch -> fold (or ALL_FOLDS) -> config
+    provenance: dict[str, dict[str, dict]]  # arch -> fold -> where the config came from
     source: str
     studies: dict[str, str]
     previous_file: pd.DataFrame | None
 
+    def config(self, arch: str, fold: str) -> Any:
+        folds = self.configs[arch]
+        return folds[fold] if fold in folds else folds[ALL_FOLDS]
 
-def resolve_configs(args: argparse.Namespace, tracking_uri: str) -> Job:
-    """Part 1: which config each architecture runs, from where, and the gate's baseline file."""
+
+def _budget(args: argparse.Namespace) -> nested.Budget:
+    return nested.Budget(
+        trials=args.tune_trials,
+        timeout=args.tune_timeout or None,
+        max_epochs=args.max_epochs or nested.Budget.max_epochs,
+        valid_fraction=args.valid_fraction,
+    )
+
+
+def _nested_configs(args, archs, data, splits, tracker) -> tuple[dict, dict, str]:
+    budget = _budget(args)
+    stores = (resolve_storage(args.storage, tracker.uri), tracker.uri)
+    configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
+    provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
+    for split in splits:
+        for arch in archs:
+            print(f"{split.name}: tuning {arch} ({budget.trials} trials, {budget.timeout} s) ...")
+            tuned = nested.tune(data, split, arch, args.seed, budget, stores)
+            configs[arch][split.name] = tuned.config
+            provenance[arch][split.name] = tuned.provenance
+    source = (
+        f"nested tuning per fold: {budget.trials} trials, {budget.timeout} s, "
+        f"<= {budget.max_epochs} epochs, validation {budget.valid_fraction} (budget "
+        f"{budget.digest()})"
+    )
+    return configs, provenance, source
+
+
+def _peer_configs(args, data, splits, tracker) -> tuple[dict, dict]:
+    """Each surprise peer tuned per fold on the same validation part and budget."""
+    budget = _budget(args)
+    storage = open_storage(resolve_storage(args.storage, tracker.uri))
+    configs: dict[str, dict[str, Any]] = {name: {} for name in peers.PEERS}
+    provenance: dict[str, dict[str, dict]] = {name: {} for name in peers.PEERS}
+    for split in splits:
+        tuning = nested.tuning_split(data, split, args.seed, budget)
+        for name in peers.PEERS:
+            print(f"{split.name}: tuning peer {name} ...", flush=True)
+            study = nested.study_name(split.dataset, split.name, name, args.seed, budget)
+            params, origin = peers.tune(name, tuning, budget, args.seed, storage, study)
+            configs[name][split.name] = peers.PeerSpec(name, params)
+            provenance[name][split.name] = origin
+    return configs, provenance
+
+
+def _fixed_configs(args, archs, tracker, studies) -> tuple[dict, dict, str]:
+    if args.protocol == "studies":
+        storage = resolve_storage(args.storage, tracker.uri)
+        found = configs_from_studies(storage, studies)
+        origin = {"origin": f"best trial of study {{}} in {Path(storage).name}"}
+        provenance = {
+            a: {ALL_FOLDS: {"origin": origin["origin"].format(studies[a])}} for a in archs
+        }
+        source = (
+            f"best trials of the {args.study_split} studies (tuned on data that overlaps the folds)"
+        )
+        return {a: {ALL_FOLDS: found[a]} for a in archs}, provenance, source
+    pinned = load_pinned(args.configs)
+    missing = [a for a in archs if a not in pinned]
+    if missing:
+        raise BenchError(f"{args.configs} has no config for {missing}")
+    configs = {a: {f: c for f, (c, _) in pinned[a].items()} for a in archs}
+    provenance = {a: {f: p for f, (_, p) in pinned[a].items()} for a in archs}
+    return configs, provenance, f"pinned file {args.configs.name}"  # no path: the gate matches
+
+
+def resolve_configs(args: argparse.Namespace, tracker: Tracker, data, splits) -> Job:
+    """Part 1: which config each architecture runs on each fold, from where (nested tuning,
+    a pinned file, or sweep studies), and the gate's baseline file."""
     archs = [a for a in args.archs.split(",") if a]
     for arch in archs:
         get_arch(arch)
     studies = study_names(args, archs)
-    if args.from_studies:
-        storage = resolve_storage(args.storage, tracking_uri)
-        configs = configs_from_studies(storage, studies)
-        source = f"best trials of the {args.study_split} studies in {Path(storage).name}"
+    if args.protocol == "nested":
+        configs, provenance, source = _nested_configs(args, archs, data, splits, tracker)
     else:
-        pinned = load_pinned(args.configs)
-        missing = [a for a in archs if a not in pinned]
-        if missing:
-            raise BenchError(f"{args.configs} has no config for {missing}")
-        configs = {a: pinned[a] for a in archs}
-        source = f"pinned file {args.configs.name}"  # no absolute path: the gate matches on it
+        configs, provenance, source = _fixed_configs(args, archs, tracker, studies)
     if args.max_epochs:
-        configs = {a: replace(c, epochs=min(c.epochs, args.max_epochs)) for a, c in configs.items()}
+        configs = {
+            a: {f: replace(c, epochs=min(c.epochs, args.max_epochs)) for f, c in folds.items()}
+            for a, folds in configs.items()
+        }
+    if args.peers:
+        peer_configs, peer_provenance = _peer_configs(args, data, splits, tracker)
+        configs.update(peer_configs)
+        provenance.update(peer_provenance)
     previous_file = None
     if args.baseline is not None:
         try:
             previous_file = pd.read_csv(args.baseline)
         except (OSError, pd.errors.ParserError) as exc:
             raise BenchError(f"--baseline {args.baseline}: cannot read it ({exc})") from exc
-    return Job(configs, source, studies, previous_file)
+    return Job(configs, provenance, source, studies, previous_file)
 
 
 def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
@@ -138,8 +250,49 @@ def _fit_baseline(name: str, split: Split, seed: int):
     return (GlobalMean() if name == "global_mean" else Popularity()).fit(split.train)
 
 
+def known_pairs(split: Split):
+    """known(users, items): whether both ids have a rating in the split's training part."""
+    seen_users = np.bincount(split.train["user"], minlength=split.n_users) > 0
+    seen_items = np.bincount(split.train["item"], minlength=split.n_items) > 0
+    return lambda users, items: seen_users[users] & seen_items[items]
+
+
+def with_fallback(predict, split: Split):
+    """`predict` where both ids have a training rating, else the fallback: the global mean
+    plus the known side's bias (BaselineOnly-style ALS on the fold's training part), never a
+    learnt model's untrained embedding rows."""
+    known = known_pairs(split)
+    base = BiasALS(split.n_users, split.n_items, clip=(split.scale.low, split.scale.high))
+    base.fit(split.train)
+
+    def predicted(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        users, items = np.asarray(users), np.asarray(items)
+        out = base.predict(users, items).astype("float64")
+        mask = known(users, items)
+        if mask.any():
+            out[mask] = predict(users[mask], items[mask])
+        return out
+
+    return predicted
+
+
+def _fit_peer(spec: peers.PeerSpec, split: Split):
+    scale = (split.scale.low, split.scale.high)
+    peer, seconds = peers.fit_and_time(spec.name, spec.params, split.train, scale)
+    predict = with_fallback(peer.predict, split)
+    grid = (
+        (lambda: _score_grid(predict, split.n_users, split.n_items))
+        if peer.ranks_all_pairs
+        else None
+    )
+    return predict, grid, seconds
+
+
 def _fit_predictor(predictor: Any, split: Split, seed: int):
     """Fit a config or a baseline; returns (predict, ranking scores of all pairs, result)."""
+    if isinstance(predictor, peers.PeerSpec):
+        predict, grid, _ = _fit_peer(predictor, split)
+        return predict, grid, None
     if isinstance(predictor, str):
         baseline = _fit_baseline(predictor, split, seed)
         if isinstance(baseline, Popularity):
@@ -148,7 +301,8 @@ def _fit_predictor(predictor: Any, split: Split, seed: int):
         grid = lambda: _score_grid(baseline.predict, split.n_users, split.n_items)  # noqa: E731
         return baseline.predict, grid, None
     result = train(predictor, split, TrainOptions(seed=seed))
-    predict = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+    model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+    predict = with_fallback(model, split)
     return predict, lambda: _score_grid(predict, split.n_users, split.n_items), result
 
 
@@ -158,13 +312,20 @@ def evaluate(name: str, predictor: Any, split: Split, seed: int) -> FoldResult:
     predict, score_grid, result = _fit_predictor(predictor, split, seed)
     fit_seconds = result.fit_seconds if result else time.perf_counter() - start
     test = split.test
-    y_pred = predict(test["user"].to_numpy(), test["item"].to_numpy())
+    users, items = test["user"].to_numpy(), test["item"].to_numpy()
+    y_pred = predict(users, items)
     metrics = rating_metrics(test["rating"].to_numpy(), y_pred, "t", split.scale)
     metrics = {key.removeprefix("t_"): value for key, value in metrics.items()}
-    scores = score_grid()
-    for k in ranking_ks():
-        metrics.update(ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k))
+    if score_grid is None:  # no vectorised scores for every pair: ranking metrics left empty
+        metrics.update({m.name: float("nan") for m in RANKING})
+    else:
+        scores = score_grid()
+        for k in ranking_ks():
+            metrics.update(
+                ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k)
+            )
     metrics["fit_seconds"] = fit_seconds
+    metrics["n_fallback"] = int(len(test) - known_pairs(split)(users, items).sum())
     if result is None:
         return FoldResult(name, split.name, metrics)
     return FoldResult(name, split.name, metrics, result.history, result.embeddings, result.model)
@@ -226,8 +387,14 @@ def run_identity(job: Job, args: argparse.Namespace, data: RatingData, folds: st
     """What must be equal for two benchmark runs to be compared by the gate: the data, the
     folds, the protocol, the configs (hashed), the epochs cap, the seed and the machine
     class (numbers of the NN differ across CPUs and thread counts)."""
-    configs = json.dumps({a: config_params(c) for a, c in job.configs.items()}, sort_keys=True)
-    return {
+    if args.protocol == "nested":  # configs differ per run by design: hash what chose them
+        configs = json.dumps({"archs": sorted(job.configs), "budget": job.source})
+    else:
+        configs = json.dumps(
+            {a: {f: config_params(c) for f, c in fs.items()} for a, fs in job.configs.items()},
+            sort_keys=True,
+        )
+    identity = {
         "bench.kind": "benchmark",
         "protocol": PROTOCOL,
         "dataset": data.dataset.name,
@@ -240,6 +407,7 @@ def run_identity(job: Job, args: argparse.Namespace, data: RatingData, folds: st
         "machine_class": machine_class(),
         "device": _machine_tags()["device"],
     }
+    return {key: str(value).replace("'", "") for key, value in identity.items()}  # filterable
 
 
 def previous_results(
@@ -313,13 +481,15 @@ def run_folds(
     parent_id: str,
     experiment_id: str,
     splits: list[Split],
-    predictors: dict,
+    job: Job,
     seed: int,
     data: RatingData | None = None,
 ) -> list[FoldResult]:
-    """Part 2: every predictor on every fold, each logged as a nested run."""
+    """Part 2: every predictor on every fold (its own config there), each a nested run."""
     folds: list[FoldResult] = []
     for split in splits:
+        predictors = {arch: job.config(arch, split.name) for arch in job.configs}
+        predictors.update({b: b for b in BASELINES})
         for name, predictor in predictors.items():
             print(f"{split.name}: {name} ...", flush=True)
             fold = evaluate(name, predictor, split, seed)
@@ -344,6 +514,7 @@ def report(
     """Part 4: report.md, results.csv and figures, on disk and on the parent run."""
     args.report_dir.mkdir(parents=True, exist_ok=True)
     outcome.results.to_csv(args.report_dir / "results.csv", index=False)
+    write_pinned(args.report_dir / "tuned_configs.json", job)
     write_benchmark_report(args.report_dir, outcome, tracker.client, job.studies)
     tracker.client.log_artifacts(parent_id, str(args.report_dir))
 
@@ -365,11 +536,29 @@ def print_outcome(outcome: Outcome, previous: pd.DataFrame | None, min_delta: fl
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--protocol",
+        choices=["nested", "pinned", "studies"],
+        default="nested",
+        help="nested: tune each fold on its training part (default); pinned: the --configs "
+        "file; studies: best trials of the sweep studies (tuned on data overlapping the folds)",
+    )
     parser.add_argument("--configs", type=Path, default=PINNED, help="pinned-config JSON file")
     parser.add_argument(
-        "--from-studies",
+        "--from-studies", action="store_true", help="the same as --protocol studies"
+    )
+    parser.add_argument("--tune-trials", type=int, default=nested.Budget.trials)
+    parser.add_argument(
+        "--tune-timeout",
+        type=float,
+        default=nested.Budget.timeout,
+        help="seconds per fold and architecture (0: none)",
+    )
+    parser.add_argument("--valid-fraction", type=float, default=nested.Budget.valid_fraction)
+    parser.add_argument(
+        "--peers",
         action="store_true",
-        help="use the best trial of each study ARCH-SPLIT instead of the pinned file",
+        help="add scikit-surprise's SVD, SVD++ and KNNBaseline, tuned with the same budget",
     )
     parser.add_argument("--study-split", default="seed", help="split of the studies to read")
     parser.add_argument("--storage", help="Optuna storage of the studies")
@@ -382,11 +571,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--min-delta", type=float, default=0.005)
     parser.add_argument("--report-dir", type=Path, default=Path("reports/benchmark"))
-    parser.add_argument("--max-epochs", type=int, help="cap epochs (smoke runs)")
+    parser.add_argument(
+        "--max-epochs", type=int, help=f"cap epochs (nested default {nested.Budget.max_epochs})"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir")
     parser.add_argument("--tracking-uri")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.peers:
+        peers.require_surprise()
+    if args.from_studies:
+        args.protocol = "studies"
+    if args.tune_trials < 1 or not 0 < args.valid_fraction < 1 or (args.max_epochs or 1) < 1:
+        raise BenchError("--tune-trials and --max-epochs must be >= 1, --valid-fraction in (0, 1)")
+    return args
 
 
 def _splits(args: argparse.Namespace, data: RatingData) -> list[Split]:
@@ -399,15 +597,14 @@ def _splits(args: argparse.Namespace, data: RatingData) -> list[Split]:
 def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
     """The job; `data` replaces the registered data set (tests pass generated data)."""
     tracker = Tracker(args.tracking_uri)
-    job = resolve_configs(args, tracker.uri)
     data = data if data is not None else load_dataset(args.dataset, args.data_dir)
     splits = _splits(args, data)
+    job = resolve_configs(args, tracker, data, splits)
     identity = run_identity(job, args, data, ",".join(s.name for s in splits))
     experiment_id = tracker.experiment(EXPERIMENT)
     previous = job.previous_file
     if previous is None:
         previous = previous_results(tracker.client, experiment_id, identity)
-    predictors = {**job.configs, **{b: b for b in BASELINES}}
     start = time.perf_counter()
     parent_id = tracker.start_run(
         experiment_id,
@@ -415,7 +612,7 @@ def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
         tags={**identity, **environment_tags(), **_machine_tags()},
     )
     try:
-        folds = run_folds(tracker, parent_id, experiment_id, splits, predictors, args.seed, data)
+        folds = run_folds(tracker, parent_id, experiment_id, splits, job, args.seed, data)
         results = pd.DataFrame([{"model": f.model, "fold": f.fold, **f.metrics} for f in folds])
         ratio = test_train_ratio(splits)
         regressions = gate(results, previous, args.min_delta, ratio)
@@ -427,6 +624,7 @@ def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
             folds,
             job.configs,
             job.source,
+            provenance=job.provenance,
         )
         report(args, tracker, parent_id, outcome, job)
         tracker.log(

@@ -45,6 +45,7 @@ class Outcome:
     configs: dict[str, Any]
     source: str
     comparisons: list[Paired] = field(default_factory=list)
+    provenance: dict[str, dict[str, dict]] = field(default_factory=dict)
 
 
 TEST_KEYS = ("test_mae", "test_rmse", "test_mae_rounded")
@@ -212,11 +213,27 @@ def _pareto(client: MlflowClient, studies: dict[str, str], path: Path) -> bool:
     return plotted
 
 
+def _config_rows(outcome: Outcome) -> pd.DataFrame:
+    """One row per architecture and fold: the config, and the trial that chose it."""
+    rows = []
+    for arch, folds in outcome.configs.items():
+        for fold, config in folds.items():
+            origin = outcome.provenance.get(arch, {}).get(fold, {})
+            chosen = (
+                f"{origin['study']} #{origin['trial']} ({origin['trials']} trials, "
+                f"val {origin['value']:.4f})"
+                if "study" in origin
+                else origin.get("origin", "-")
+            )
+            rows.append({"arch": arch, "fold": fold, "chosen by": chosen, **vars(config)})
+    return pd.DataFrame(rows, dtype=object).fillna("-")
+
+
 def write_benchmark_report(
     folder: Path, outcome: Outcome, client: MlflowClient, studies: dict[str, str]
 ) -> Path:
     """report.md with the tables and sentences, and the PNG figures beside it."""
-    results, configs = outcome.results, outcome.configs
+    results = outcome.results
     _metric_bars(results, folder / "metrics.png")
     _loss_curves(outcome.folds, folder / "loss_curves.png")
     _embedding_histograms(outcome.folds, folder / "embeddings.png")
@@ -229,14 +246,19 @@ def write_benchmark_report(
     pareto = (
         "![pareto](pareto.png)" if has_pareto else "(No sweep study in this store: no Pareto plot.)"
     )
-    config_rows = pd.DataFrame(
-        [{"arch": arch, **vars(config)} for arch, config in configs.items()], dtype=object
-    ).fillna("-")
+    config_rows = _config_rows(outcome)
+    fallback = ""
+    if "n_fallback" in results:
+        per_fold = results.groupby("fold", sort=False)["n_fallback"].max()
+        fallback = "Test ratings with an id that has no training rating (predicted by the "
+        fallback += "fallback: global mean plus the known side's bias): "
+        fallback += ", ".join(f"{fold} {int(n)}" for fold, n in per_fold.items()) + "."
     text = f"""# Benchmark report
 
 Configs from {outcome.source}; folds {", ".join(results["fold"].unique())}.
 Mean ± sample std over folds; 95 % CI of the mean from the t distribution.
 Ranking metrics: relevant = test rating >= 4; each user's unseen items are ranked.
+{fallback}
 
 ## Results
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import tensorflow as tf
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -81,9 +82,28 @@ def environment_tags() -> dict[str, str]:
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "cpu_count": str(os.cpu_count()),
             "machine_class": machine_class(),
+            **numeric_tags(),
         }
     )
     return tags
+
+
+def numeric_tags() -> dict[str, str]:
+    """What float results depend on beyond code and seed: oneDNN picks kernels by CPU
+    instruction set and splits reductions by thread count, so the same seed gives
+    bit-identical numbers on one machine class and thread setting, not across them."""
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = " ".join(f for f in ("avx512f", "avx2", "fma", "amx_bf16") if f" {f}" in text)
+    except OSError:
+        pass
+    return {
+        "numerics.onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+        "numerics.intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
+        "numerics.inter_op_threads": str(tf.config.threading.get_inter_op_parallelism_threads()),
+        "numerics.cpu_flags": flags or "unknown",
+    }
 
 
 @functools.cache

@@ -233,8 +233,10 @@ def train(
     fit_seconds = time.perf_counter() - start
 
     test_users, test_items, test_ratings = _inputs(split.test)
-    test_pred = predict_codes(model, test_users, test_items, batch)
-    test = rating_metrics(test_ratings, test_pred, "test", split.scale)
+    test = {}
+    if len(test_ratings):  # nested tuning's splits have no test part
+        test_pred = predict_codes(model, test_users, test_items, batch)
+        test = rating_metrics(test_ratings, test_pred, "test", split.scale)
     embeddings = {  # without the spare last row, which no code reaches
         name: model.get_layer(layer).get_weights()[0][:-1]
         for name, layer in arch.embedding_layers.items()

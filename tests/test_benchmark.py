@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from scipy import stats as scipy_stats
 
 from bench import benchmark
 from bench.archs.mf import MFConfig
-from bench.baselines import DampedBias, GlobalMean
+from bench.baselines import BiasALS, DampedBias, GlobalMean
 from bench.errors import BenchError
 from bench.ranking import ranking_metrics, top_k_unseen
 from bench.recommend import load_keras_model, recommend
@@ -141,6 +142,8 @@ def _job_args(tmp_path, *extra: str):
     )
     return benchmark.parse_args(
         [
+            "--protocol",
+            "pinned",
             "--configs",
             str(configs),
             "--archs",
@@ -208,11 +211,14 @@ def test_runs_that_differ_in_cap_or_seed_are_never_each_others_baseline(
 
 def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
     args = _job_args(tmp_path)
-    job = benchmark.resolve_configs(args, "sqlite:///unused.db")
+    tracker = Tracker(f"sqlite:///{tmp_path / 'unused.db'}")
+    job = benchmark.resolve_configs(args, tracker, small_data, [])
     identity = benchmark.run_identity(job, args, small_data, "u1,u2")
     assert identity["dataset"] == "ml-100k" and identity["data_sha256"] == small_data.checksum
     assert identity["machine_class"] and identity["max_epochs"] == "none"
-    other = benchmark.resolve_configs(_job_args(tmp_path, "--max-epochs", "1"), "sqlite:///x.db")
+    other = benchmark.resolve_configs(
+        _job_args(tmp_path, "--max-epochs", "1"), tracker, small_data, []
+    )
     assert (
         benchmark.run_identity(other, args, small_data, "u1,u2")["configs_sha256"]
         != (identity["configs_sha256"])
@@ -221,4 +227,82 @@ def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
 
 def test_unknown_architecture_lists_the_registered_ones(tmp_path):
     with pytest.raises(BenchError, match="unknown architecture 'xf'; known: mf, nnmf, nn"):
-        benchmark.resolve_configs(_job_args(tmp_path, "--archs", "xf"), "sqlite:///x.db")
+        benchmark.resolve_configs(
+            _job_args(tmp_path, "--archs", "xf"),
+            Tracker(f"sqlite:///{tmp_path / 'x.db'}"),
+            None,
+            [],
+        )
+
+
+def test_nested_tuning_never_touches_the_fold_test_part(small_data, tmp_path, monkeypatch):
+    seen = []
+    real = benchmark.nested.run_study
+
+    def spy(settings, split):
+        seen.append(split)
+        return real(settings, split)
+
+    monkeypatch.setattr(benchmark.nested, "run_study", spy)
+    fold = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
+    budget = benchmark.nested.Budget(trials=2, timeout=None, max_epochs=2)
+    stores = (str(tmp_path / "journal.log"), f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tuned = benchmark.nested.tune(small_data, fold, "mf", 0, budget, stores)
+    (split,) = seen
+    pairs = lambda f: set(zip(f["user"], f["item"], strict=True))  # noqa: E731
+    assert len(split.test) == 0
+    assert pairs(split.train) | pairs(split.valid) == pairs(fold.train)
+    assert not (pairs(split.train) | pairs(split.valid)) & pairs(fold.test)
+    assert tuned.provenance["trials"] == 2 and tuned.provenance["study"].startswith("nested-")
+    again = benchmark.nested.tune(small_data, fold, "mf", 0, budget, stores)
+    assert len(seen) == 1 and again.config == tuned.config  # a finished study is reused
+
+
+def test_unseen_ids_get_the_fallback_not_untrained_rows(small_data):
+    split = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
+    split = replace(split, train=split.train[split.train["item"] != 0])  # item 0: no rating
+    predict = benchmark.with_fallback(lambda u, i: np.full(len(u), 99.0), split)
+    known = benchmark.known_pairs(split)
+    users = np.arange(split.n_users).repeat(split.n_items)
+    items = np.tile(np.arange(split.n_items), split.n_users)
+    out = predict(users, items)
+    mask = known(users, items)
+    assert (~mask == (items == 0)).all() and (out[mask] == 99.0).all()
+    base = BiasALS(split.n_users, split.n_items).fit(split.train)
+    np.testing.assert_allclose(out[~mask], base.predict(users[~mask], items[~mask]))
+
+
+def test_nested_job_writes_per_fold_configs_that_pin_the_next_run(small_data, tmp_path, capsys):
+    args = benchmark.parse_args(
+        ["--archs", "mf", "--folds", "u1,u2", "--tune-trials", "2", "--max-epochs", "2",
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--storage", str(tmp_path / "journal.log"), "--report-dir", str(tmp_path / "report")]
+    )  # fmt: skip
+    assert benchmark.run(args, small_data) == 0
+    tuned = json.loads((tmp_path / "report" / "tuned_configs.json").read_text())
+    assert set(tuned["mf"]) == {"u1", "u2"}
+    assert {"study", "trial", "value", "trials", "budget", "commit"} <= set(
+        tuned["mf"]["u1"]["provenance"]
+    )
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "nested-ml-100k-u1-mf" in report and "fallback" in report
+    pinned = benchmark.load_pinned(tmp_path / "report" / "tuned_configs.json")
+    assert set(pinned["mf"]) == {"u1", "u2"}
+
+
+def test_peers_without_the_extra_is_one_clear_line(monkeypatch):
+    monkeypatch.setattr(benchmark.peers.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(BenchError, match=r"--peers needs scikit-surprise.*pip install"):
+        benchmark.parse_args(["--peers"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("surprise") is None, reason="needs the bench extra")
+def test_peers_are_tuned_per_fold_with_the_same_budget(small_data, tmp_path):
+    args = _job_args(tmp_path, "--archs", "mf", "--peers", "--tune-trials", "2")
+    assert benchmark.run(args, small_data) == 0
+    results = pd.read_csv(tmp_path / "report" / "results.csv")
+    assert {"svd", "svdpp", "knn_baseline"} <= set(results["model"])
+    svd = results[results["model"] == "svd"]
+    assert svd["rmse"].notna().all() and svd["ndcg_at_10"].notna().all()
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "nested-ml-100k-u1-svd" in report  # each fold's peer config names its study

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "bench"
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "psycopg": "psycopg"}
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "surprise": "scikit-surprise"}
 
 
 def _module_name(path: Path) -> str:

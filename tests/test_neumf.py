@@ -57,7 +57,7 @@ def test_neumf_takes_part_in_a_sweep_and_the_benchmark(small_data, small_split, 
     configs = tmp_path / "configs.json"
     configs.write_text('{"neumf": {"epochs": 2}}')
     args = benchmark.parse_args(
-        ["--configs", str(configs), "--archs", "neumf", "--folds", "u1,u2",
+        ["--protocol", "pinned", "--configs", str(configs), "--archs", "neumf", "--folds", "u1,u2",
          "--tracking-uri", settings.tracking_uri, "--report-dir", str(tmp_path / "report")]
     )  # fmt: skip
     assert benchmark.run(args, small_data) == 0
