@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from bench.cli import main
 from bench.data import fetch, load_dataset, make_split, read_folder
@@ -302,3 +303,45 @@ def test_data_list_shows_all_kinds_with_present_and_verified(ml1m_folder, serve,
     assert rows["ml-25m"][3:5] == ["yes", "no"]
     assert rows["ml-100k"][3:5] == rows["ml-20m"][3:5] == ["no", "no"]
     assert rows["csv:PATH"][1:4] == ["-", "-", "-"]
+
+
+# --- end to end: a sweep on generated MovieLens-format folders -----------------------------
+
+
+def _sweep(dataset: str, folder: Path, tmp_path: Path) -> list:
+    argv = [
+        "sweep", "--dataset", dataset, "--data-dir", str(folder), "--arch", "mf",
+        "--trials", "2", "--max-epochs", "2", "--timeout", "0",
+        "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--storage", f"{tmp_path}/j.log",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    experiment = client.get_experiment_by_name(f"{dataset}-mf-seed")
+    runs = client.search_runs([experiment.experiment_id])
+    return [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+
+
+def test_sweep_runs_on_an_ml1m_folder(ml1m_folder, tmp_path):
+    trials = _sweep("ml-1m", ml1m_folder, tmp_path)
+    assert len(trials) == 2
+    assert {run.data.tags["dataset"] for run in trials} == {"ml-1m"}
+    assert all(run.data.params["dataset"] == "ml-1m" for run in trials)
+
+
+def test_ml25m_sweep_rounds_predictions_to_half_stars(ml25m_folder, tmp_path, monkeypatch):
+    snapped = []
+    snap = RatingScale.snap
+
+    def spy(self: RatingScale, predictions: np.ndarray) -> np.ndarray:
+        snapped.append(snap(self, predictions))
+        return snapped[-1]
+
+    monkeypatch.setattr(RatingScale, "snap", spy)
+    trials = _sweep("ml-25m", ml25m_folder, tmp_path)
+    assert {run.data.tags["dataset"] for run in trials} == {"ml-25m"}
+    values = np.concatenate(snapped)
+    np.testing.assert_array_equal(values * 2, np.round(values * 2))  # on the 0.5 grid ...
+    assert (values % 1 == 0.5).any()  # ... and not only whole stars
+    for run in trials:  # a mean of |half-star differences|: n_test * MAE is a multiple of 0.5
+        total = run.data.metrics["test_mae_rounded"] * int(run.data.params["n_test"])
+        assert total * 2 == pytest.approx(round(total * 2), abs=1e-6)
