@@ -3,8 +3,8 @@
 Files: `ratings.dat` (`UserID::MovieID::Rating::Timestamp`, whole-star ratings),
 `movies.dat` (latin-1, `MovieID::Title::Genres`, genres `|`-separated), `users.dat`.
 No canonical folds: the "seed" split is the protocol. `::` is read by pandas' C engine as
-`:` with the empty columns between the halves checked (18x faster than the python engine
-on a generated 1M-row file: 0.22 s against 4.0 s).
+`:` with the empty columns between the halves checked: on a generated 1,000,209-row file,
+0.19 s with every check against 3.1 s for the python engine's `sep="::"` alone.
 """
 
 from __future__ import annotations

