@@ -128,7 +128,15 @@ def _line_text(layout: _Layout, lineno: int) -> str:
     return line.rstrip("\r\n")
 
 
-def _layout(path: Path, sep, columns, scale, header, n_fields, encoding) -> _Layout:
+def _layout(
+    path: Path,
+    sep: str,
+    columns: Mapping[str, str | int],
+    scale: RatingScale,
+    header: bool,
+    n_fields: int | None,
+    encoding: str,
+) -> _Layout:
     first = _first_line(path, encoding)
     if first is None:
         raise DataError(f"{path} holds no ratings (the file is empty)")
@@ -149,23 +157,27 @@ def _layout(path: Path, sep, columns, scale, header, n_fields, encoding) -> _Lay
     return _Layout(path, sep, encoding, True, positions, dict(columns), len(fields), scale)
 
 
+def _check_rating(where: str, text: str, scale: RatingScale) -> str | None:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        return f"{where}, not a number"
+    if not scale.low <= value <= scale.high:
+        return f"rating {text} is outside {scale.low:g}..{scale.high:g}"
+    steps = (value - scale.low) / scale.step
+    if abs(steps - round(steps)) > GRID_TOLERANCE:
+        return f"rating {text} is not on the rating grid {scale}"
+    return None
+
+
 def _check_field(layout: _Layout, name: str, text: str) -> str | None:
     """What is wrong with one field's text, or None."""
-    label, scale = layout.labels[name], layout.scale
+    label = layout.labels[name]
     where = f"field {layout.positions[name] + 1} ({label}) is {text!r}"
     if name == "rating":
-        try:
-            value = float(text)
-        except ValueError:
-            return f"{where}, not a number"
-        if not math.isfinite(value):
-            return f"{where}, not a number"
-        if not scale.low <= value <= scale.high:
-            return f"rating {text} is outside {scale.low:g}..{scale.high:g}"
-        steps = (value - scale.low) / scale.step
-        if abs(steps - round(steps)) > GRID_TOLERANCE:
-            return f"rating {text} is not on the rating grid {scale}"
-        return None
+        return _check_rating(where, text, layout.scale)
     try:
         value = int(text)
     except ValueError:

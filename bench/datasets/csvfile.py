@@ -30,6 +30,8 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import pandas as pd
+
 from bench.datasets.base import Dataset, read_delimited, split_line
 from bench.errors import DataError
 from bench.metrics import RatingScale
@@ -131,7 +133,7 @@ def _with_timestamp(path: Path, options: CsvOptions) -> dict[str, str | int]:
     return columns
 
 
-def read_ratings(path: Path, options: CsvOptions):
+def read_ratings(path: Path, options: CsvOptions) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: no such ratings file")
     return read_delimited(
