@@ -6,6 +6,7 @@ import argparse
 
 from bench.data import DATA_DIR_ENV, cache_dir, is_verified, load_dataset
 from bench.datasets import DATASETS, DEFAULT
+from bench.datasets.csvfile import PREFIX as CSV_PREFIX
 
 
 def _list() -> None:
@@ -17,6 +18,8 @@ def _list() -> None:
         size = f"{dataset.archive_size / 1e6:.1f} MB" if dataset.archive_size else "-"
         print(f"{name:<10} {size:>12} {'yes' if present else 'no':<9} "
               f"{'yes' if verified else 'no':<9} {folder}")  # fmt: skip
+    print(f"{CSV_PREFIX + 'PATH':<10} {'-':>12} {'-':<9} {'-':<9} "
+          "your own ratings file, read in place (bench/datasets/csvfile.py)")  # fmt: skip
     print(f"\n(a folder given by --data-dir or ${DATA_DIR_ENV} is used instead of the cache)")
 
 

@@ -154,7 +154,16 @@ def _explicit(dataset: Dataset, data_dir: str | Path | None) -> Path | None:
 
 
 def locate(dataset: Dataset, data_dir: str | Path | None = None, *, url: str | None = None) -> Path:
-    """Return a verified folder of `dataset`, downloading it into the cache if needed."""
+    """Return a verified folder of `dataset`, downloading it into the cache if needed.
+
+    A data set whose folder is an absolute path (a `csv:PATH` file) is read where it is,
+    unless --data-dir names another folder: never looked up in, or removed from, the cache.
+    """
+    local = Path(dataset.folder)
+    if data_dir is None and local.is_absolute():
+        if not (local / dataset.ratings_file).is_file():
+            raise DataError(f"{dataset.name}: no file {local / dataset.ratings_file}")
+        return local
     folder = _explicit(dataset, data_dir)
     if folder is not None:
         return folder
