@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.archs import arch_of
+from bench.archs import arch_of, get_arch
 from bench.archs.mf import MFConfig, NNMFConfig
 from bench.archs.nn import NNConfig
 
@@ -43,3 +43,12 @@ def test_nn_tower_follows_the_config():
     assert [layer.activation.__name__ for layer in dense] == ["relu", "tanh"]
     with pytest.raises(ValueError, match="same length"):
         NNConfig(hidden_units=(4,), hidden_activations=("relu", "relu"))
+
+
+def test_bias_terms_have_their_own_l2_in_the_space_and_the_model():
+    arch = get_arch("mf")
+    config = MFConfig(k=2, use_bias=True, bias_l2=1e-3)
+    assert arch.from_params(arch.to_params(config)) == config
+    model = build_model(config, 10, 20)
+    assert len(model.losses) == 2  # one L2 term per bias table, none on the factors (l2=0)
+    assert arch.from_params(arch.to_params(MFConfig(use_bias=True))).bias_l2 == 0.0

@@ -34,6 +34,7 @@ class MFConfig:
     k: int = 3
     use_bias: bool = False
     l2: float = 0.0
+    bias_l2: float = 0.0  # L2 on the user and item bias terms (their own strength)
     non_negative: bool = False
     loss: Loss = "mse"
     optimizer: Optimizer = "adam"
@@ -59,8 +60,8 @@ def build_mf(config: MFConfig, n_users: int, n_items: int) -> keras.Model:
     item_vec = embedded(item, n_items, config.k, "item_embedding", **table)
     rating = keras.layers.Dot(axes=1, name="dot")([item_vec, user_vec])
     if config.use_bias:
-        user_bias = embedded(user, n_users, 1, "user_bias")
-        item_bias = embedded(item, n_items, 1, "item_bias")
+        user_bias = embedded(user, n_users, 1, "user_bias", l2=config.bias_l2)
+        item_bias = embedded(item, n_items, 1, "item_bias", l2=config.bias_l2)
         summed = keras.layers.Add(name="add_bias")([rating, user_bias, item_bias])
         rating = GlobalBias(name="global_bias")(summed)
     return keras.Model([user, item], rating, name=config.arch)
@@ -68,17 +69,28 @@ def build_mf(config: MFConfig, n_users: int, n_items: int) -> keras.Model:
 
 def _suggester(config_type: type[MFConfig]):
     def suggest(trial: optuna.Trial, max_epochs: int) -> MFConfig:
-        return config_type(
+        config = config_type(
             k=trial.suggest_int("k", 1, 256, log=True),
             use_bias=trial.suggest_categorical("use_bias", [False, True]),
             **suggest_training(trial, max_epochs),
         )
+        if not config.use_bias:
+            return config
+        # the biases of rarely rated items need shrinking, or they top every ranking
+        bias_l2_on = trial.suggest_categorical("bias_l2_on", [False, True])
+        bias_l2 = trial.suggest_float("bias_l2", 1e-7, 1e-1, log=True) if bias_l2_on else 0.0
+        return replace(config, bias_l2=bias_l2)
 
     return suggest
 
 
 def to_params(config: MFConfig) -> dict[str, Any]:
-    return {**training_params(config), "k": config.k, "use_bias": config.use_bias}
+    params = {**training_params(config), "k": config.k, "use_bias": config.use_bias}
+    if config.use_bias:
+        params["bias_l2_on"] = config.bias_l2 > 0
+        if config.bias_l2 > 0:
+            params["bias_l2"] = config.bias_l2
+    return params
 
 
 MF = Arch(
