@@ -12,323 +12,37 @@ Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import mlflow.keras
 import numpy as np
-import optuna
 import pandas as pd
 import tensorflow as tf
 from mlflow.tracking import MlflowClient
-from sklearn.model_selection import train_test_split
 
 from bench import nested, peers
-from bench.archs import ARCHS, config_params, get_arch
-from bench.baselines import BiasALS, GlobalMean, Popularity, tune_bias_als
-from bench.config import TrainOptions
+from bench.archs import ARCHS, config_params
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.datasets import DEFAULT
 from bench.errors import BenchError
-from bench.metrics import METRICS, RANKING, get_metric, mlflow_name, ranking_ks, rating_metrics
-from bench.ranking import ranking_metrics
+from bench.metrics import METRICS, get_metric, mlflow_name
+from bench.predictors import BASELINES, evaluate
+from bench.protocol import PINNED, Job, resolve_configs, write_pinned
 from bench.report import FoldResult, Outcome, write_benchmark_report
 from bench.serving import Fallback, log_rating_model
 from bench.stats import Regression, describe_folds, find_regressions, holm, paired
-from bench.storage import open_storage, resolve_storage
 from bench.tracking import Tracker, as_metrics, environment_tags, machine_class
-from bench.train import predict_codes, train
 
 EXPERIMENT = "benchmark"
-PINNED = Path(__file__).resolve().parent.parent / "studies" / "pinned_configs.json"
-BASELINES = ("global_mean", "bias", "popularity")
-BIAS_VALID_FRACTION = 0.1  # the bias baseline's regularisation is chosen on this part
 REPORTED = tuple(m.name for m in METRICS)
 CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
-
-
-ALL_FOLDS = "*"  # a pinned config that applies to every fold
-
-
-def _pinned_entry(arch: str, entry: dict) -> dict[str, tuple[Any, dict]]:
-    """One architecture's pinned entry: {fold: {"config": ..., "provenance": ...}} written
-    by a nested run, or plain config fields for every fold (older files)."""
-    build = get_arch(arch).from_fields
-    if entry and all(isinstance(v, dict) and "config" in v for v in entry.values()):
-        return {fold: (build(v["config"]), v.get("provenance", {})) for fold, v in entry.items()}
-    return {ALL_FOLDS: (build(entry), {"origin": "hand-pinned, no recorded study"})}
-
-
-def load_pinned(path: Path) -> dict[str, dict[str, tuple[Any, dict]]]:
-    """Pinned configs per architecture and fold, each with its provenance."""
-    try:
-        raw = json.loads(path.read_text())
-        return {arch: _pinned_entry(arch, entry) for arch, entry in raw.items()}
-    except (
-        OSError,
-        json.JSONDecodeError,
-        TypeError,
-        ValueError,
-        AttributeError,
-        BenchError,
-    ) as exc:
-        raise BenchError(
-            f"{path}: not a valid pinned-config file ({exc}); expected a JSON mapping of "
-            f"architecture names ({', '.join(ARCHS)}) to config fields, or to folds each with "
-            f"'config' and 'provenance' (as a nested run writes tuned_configs.json)"
-        ) from exc
-
-
-def write_pinned(path: Path, job: Job) -> None:
-    """The configs a run used, per fold with provenance: the file --configs takes."""
-    out = {
-        arch: {
-            fold: {"config": config_fields(config), "provenance": job.provenance[arch][fold]}
-            for fold, config in folds.items()
-        }
-        for arch, folds in job.configs.items()
-        if arch in ARCHS  # peers are tuned afresh by each --peers run
-    }
-    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
-
-
-def config_fields(config: Any) -> dict[str, Any]:
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
-def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, Any]:
-    """The best (validation) trial of each study, rebuilt as a config."""
-    configs = {}
-    for arch, name in names.items():
-        try:
-            study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
-            best = study.best_trial
-        except (KeyError, ValueError) as exc:
-            raise BenchError(
-                f"study {name!r} in {storage_url} has no completed trial ({exc}); run "
-                f"`bench sweep --arch {arch}` first or use the pinned configs"
-            ) from exc
-        configs[arch] = get_arch(arch).from_params(best.params)
-    return configs
-
-
-def study_names(args: argparse.Namespace, archs: list[str]) -> dict[str, str]:
-    """The sweep study of each architecture that --from-studies reads (and the Pareto plot)."""
-    prefix = "" if args.dataset == DEFAULT else f"{args.dataset}-"
-    return {arch: f"{prefix}{arch}-{args.study_split}" for arch in archs}
-
-
-@dataclass(frozen=True)
-class Job:
-    """The resolved inputs of one benchmark run: each architecture's config per fold."""
-
-    configs: dict[str, dict[str, Any]]  # arch -> fold (or ALL_FOLDS) -> config
-    provenance: dict[str, dict[str, dict]]  # arch -> fold -> where the config came from
-    source: str
-    studies: dict[str, str]
-    previous_file: pd.DataFrame | None
-
-    def config(self, arch: str, fold: str) -> Any:
-        folds = self.configs[arch]
-        return folds[fold] if fold in folds else folds[ALL_FOLDS]
-
-
-def _budget(args: argparse.Namespace) -> nested.Budget:
-    return nested.Budget(
-        trials=args.tune_trials,
-        timeout=args.tune_timeout or None,
-        max_epochs=args.max_epochs or nested.Budget.max_epochs,
-        valid_fraction=args.valid_fraction,
-    )
-
-
-def _nested_configs(args, archs, data, splits, tracker) -> tuple[dict, dict, str]:
-    budget = _budget(args)
-    stores = (resolve_storage(args.storage, tracker.uri), tracker.uri)
-    configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
-    provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
-    for split in splits:
-        for arch in archs:
-            print(f"{split.name}: tuning {arch} ({budget.trials} trials, {budget.timeout} s) ...")
-            tuned = nested.tune(data, split, arch, args.seed, budget, stores)
-            configs[arch][split.name] = tuned.config
-            provenance[arch][split.name] = tuned.provenance
-    source = (
-        f"nested tuning per fold: {budget.trials} trials, {budget.timeout} s, "
-        f"<= {budget.max_epochs} epochs, validation {budget.valid_fraction} (budget "
-        f"{budget.digest()})"
-    )
-    return configs, provenance, source
-
-
-def _peer_configs(args, data, splits, tracker) -> tuple[dict, dict]:
-    """Each surprise peer tuned per fold on the same validation part and budget."""
-    budget = _budget(args)
-    storage = open_storage(resolve_storage(args.storage, tracker.uri))
-    configs: dict[str, dict[str, Any]] = {name: {} for name in peers.PEERS}
-    provenance: dict[str, dict[str, dict]] = {name: {} for name in peers.PEERS}
-    for split in splits:
-        tuning = nested.tuning_split(data, split, args.seed, budget)
-        for name in peers.PEERS:
-            print(f"{split.name}: tuning peer {name} ...", flush=True)
-            study = nested.study_name(split.dataset, split.name, name, args.seed, budget)
-            params, origin = peers.tune(name, tuning, budget, args.seed, storage, study)
-            configs[name][split.name] = peers.PeerSpec(name, params)
-            provenance[name][split.name] = origin
-    return configs, provenance
-
-
-def _fixed_configs(args, archs, tracker, studies) -> tuple[dict, dict, str]:
-    if args.protocol == "studies":
-        storage = resolve_storage(args.storage, tracker.uri)
-        found = configs_from_studies(storage, studies)
-        origin = {"origin": f"best trial of study {{}} in {Path(storage).name}"}
-        provenance = {
-            a: {ALL_FOLDS: {"origin": origin["origin"].format(studies[a])}} for a in archs
-        }
-        source = (
-            f"best trials of the {args.study_split} studies (tuned on data that overlaps the folds)"
-        )
-        return {a: {ALL_FOLDS: found[a]} for a in archs}, provenance, source
-    pinned = load_pinned(args.configs)
-    missing = [a for a in archs if a not in pinned]
-    if missing:
-        raise BenchError(f"{args.configs} has no config for {missing}")
-    configs = {a: {f: c for f, (c, _) in pinned[a].items()} for a in archs}
-    provenance = {a: {f: p for f, (_, p) in pinned[a].items()} for a in archs}
-    return configs, provenance, f"pinned file {args.configs.name}"  # no path: the gate matches
-
-
-def resolve_configs(args: argparse.Namespace, tracker: Tracker, data, splits) -> Job:
-    """Part 1: which config each architecture runs on each fold, from where (nested tuning,
-    a pinned file, or sweep studies), and the gate's baseline file."""
-    archs = [a for a in args.archs.split(",") if a]
-    for arch in archs:
-        get_arch(arch)
-    studies = study_names(args, archs)
-    if args.protocol == "nested":
-        configs, provenance, source = _nested_configs(args, archs, data, splits, tracker)
-    else:
-        configs, provenance, source = _fixed_configs(args, archs, tracker, studies)
-    if args.max_epochs:
-        configs = {
-            a: {f: replace(c, epochs=min(c.epochs, args.max_epochs)) for f, c in folds.items()}
-            for a, folds in configs.items()
-        }
-    if args.peers:
-        peer_configs, peer_provenance = _peer_configs(args, data, splits, tracker)
-        configs.update(peer_configs)
-        provenance.update(peer_provenance)
-    previous_file = None
-    if args.baseline is not None:
-        try:
-            previous_file = pd.read_csv(args.baseline)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise BenchError(f"--baseline {args.baseline}: cannot read it ({exc})") from exc
-    return Job(configs, provenance, source, studies, previous_file)
-
-
-def _score_grid(predict, n_users: int, n_items: int) -> np.ndarray:
-    users = np.repeat(np.arange(n_users, dtype="int32"), n_items)
-    items = np.tile(np.arange(n_items, dtype="int32"), n_users)
-    return predict(users, items).reshape(n_users, n_items)
-
-
-def _fit_baseline(name: str, split: Split, seed: int):
-    """Global mean; popularity (ranks by training count); BaselineOnly-style ALS biases with
-    their regularisation chosen on a validation part of the fold's training part."""
-    if name == "bias":
-        fit, valid = train_test_split(split.train, test_size=BIAS_VALID_FRACTION, random_state=seed)
-        return tune_bias_als(fit, valid, split.n_users, split.n_items)
-    return (GlobalMean() if name == "global_mean" else Popularity()).fit(split.train)
-
-
-def known_pairs(split: Split):
-    """known(users, items): whether both ids have a rating in the split's training part."""
-    seen_users = np.bincount(split.train["user"], minlength=split.n_users) > 0
-    seen_items = np.bincount(split.train["item"], minlength=split.n_items) > 0
-    return lambda users, items: seen_users[users] & seen_items[items]
-
-
-def with_fallback(predict, split: Split):
-    """`predict` where both ids have a training rating, else the fallback: the global mean
-    plus the known side's bias (BaselineOnly-style ALS on the fold's training part), never a
-    learnt model's untrained embedding rows."""
-    known = known_pairs(split)
-    base = BiasALS(split.n_users, split.n_items, clip=(split.scale.low, split.scale.high))
-    base.fit(split.train)
-
-    def predicted(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        users, items = np.asarray(users), np.asarray(items)
-        out = base.predict(users, items).astype("float64")
-        mask = known(users, items)
-        if mask.any():
-            out[mask] = predict(users[mask], items[mask])
-        return out
-
-    return predicted
-
-
-def _fit_peer(spec: peers.PeerSpec, split: Split):
-    scale = (split.scale.low, split.scale.high)
-    peer, seconds = peers.fit_and_time(spec.name, spec.params, split.train, scale)
-    predict = with_fallback(peer.predict, split)
-    grid = (
-        (lambda: _score_grid(predict, split.n_users, split.n_items))
-        if peer.ranks_all_pairs
-        else None
-    )
-    return predict, grid, seconds
-
-
-def _fit_predictor(predictor: Any, split: Split, seed: int):
-    """Fit a config or a baseline; returns (predict, ranking scores of all pairs, result)."""
-    if isinstance(predictor, peers.PeerSpec):
-        predict, grid, _ = _fit_peer(predictor, split)
-        return predict, grid, None
-    if isinstance(predictor, str):
-        baseline = _fit_baseline(predictor, split, seed)
-        if isinstance(baseline, Popularity):
-            counts = baseline.scores(split.n_items)
-            return baseline.predict, lambda: np.tile(counts, (split.n_users, 1)), None
-        grid = lambda: _score_grid(baseline.predict, split.n_users, split.n_items)  # noqa: E731
-        return baseline.predict, grid, None
-    result = train(predictor, split, TrainOptions(seed=seed))
-    model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
-    predict = with_fallback(model, split)
-    return predict, lambda: _score_grid(predict, split.n_users, split.n_items), result
-
-
-def evaluate(name: str, predictor: Any, split: Split, seed: int) -> FoldResult:
-    """Fit `predictor` (a config or a baseline name) on the split; score test and ranking."""
-    start = time.perf_counter()
-    predict, score_grid, result = _fit_predictor(predictor, split, seed)
-    fit_seconds = result.fit_seconds if result else time.perf_counter() - start
-    test = split.test
-    users, items = test["user"].to_numpy(), test["item"].to_numpy()
-    y_pred = predict(users, items)
-    metrics = rating_metrics(test["rating"].to_numpy(), y_pred, "t", split.scale)
-    metrics = {key.removeprefix("t_"): value for key, value in metrics.items()}
-    if score_grid is None:  # no vectorised scores for every pair: ranking metrics left empty
-        metrics.update({m.name: float("nan") for m in RANKING})
-    else:
-        scores = score_grid()
-        for k in ranking_ks():
-            metrics.update(
-                ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k)
-            )
-    metrics["fit_seconds"] = fit_seconds
-    metrics["n_fallback"] = int(len(test) - known_pairs(split)(users, items).sum())
-    if result is None:
-        return FoldResult(name, split.name, metrics)
-    return FoldResult(name, split.name, metrics, result.history, result.embeddings, result.model)
 
 
 def fold_splits(data: RatingData, folds: list[str], seeds: int) -> list[Split]:

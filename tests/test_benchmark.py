@@ -12,12 +12,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy import stats as scipy_stats
 
-from bench import benchmark
+from bench import benchmark, nested, peers, predictors, protocol
 from bench.archs.mf import MFConfig
 from bench.baselines import BiasALS, DampedBias, GlobalMean
 from bench.errors import BenchError
 from bench.ranking import ranking_metrics, top_k_unseen
 from bench.recommend import load_keras_model, recommend
+from bench.report import FoldResult
 from bench.stats import describe_folds, find_regressions, paired
 from bench.tracking import Tracker
 from bench.train import predict_codes, train
@@ -56,7 +57,7 @@ def test_ranking_metrics_match_a_hand_computation():
 
 def test_fold_metrics_equal_a_hand_computation(small_data):
     split = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
-    result = benchmark.evaluate("global_mean", "global_mean", split, seed=0)
+    result = predictors.evaluate("global_mean", "global_mean", split, seed=0)
     error = split.test["rating"].to_numpy() - split.train["rating"].mean()
     assert result.metrics["mae"] == pytest.approx(np.abs(error).mean())
     assert result.metrics["rmse"] == pytest.approx(np.sqrt((error**2).mean()))
@@ -112,7 +113,7 @@ def test_logged_model_round_trips_with_identical_predictions(small_split, tmp_pa
     result = train(replace(MFConfig(k=3, use_bias=True), epochs=2), small_split)
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = tracker.start_run(tracker.experiment("round-trip"), "model")
-    fold = benchmark.FoldResult("mf", split_name := "u1", {}, keras_model=result.model)
+    fold = FoldResult("mf", split_name := "u1", {}, keras_model=result.model)
     benchmark.log_fold(tracker, run_id, tracker.experiment("round-trip"), fold, result.config)
     child = tracker.client.search_runs(
         [tracker.experiment("round-trip")], f"tags.fold = '{split_name}'"
@@ -196,7 +197,7 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
 def test_bad_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BenchError, match=r"bad\.json: not a valid pinned-config file"):
-        benchmark.load_pinned(tmp_path / "bad.json")
+        protocol.load_pinned(tmp_path / "bad.json")
 
 
 @pytest.mark.parametrize("change", [["--max-epochs", "1"], ["--seed", "1"]])
@@ -212,11 +213,11 @@ def test_runs_that_differ_in_cap_or_seed_are_never_each_others_baseline(
 def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
     args = _job_args(tmp_path)
     tracker = Tracker(f"sqlite:///{tmp_path / 'unused.db'}")
-    job = benchmark.resolve_configs(args, tracker, small_data, [])
+    job = protocol.resolve_configs(args, tracker, small_data, [])
     identity = benchmark.run_identity(job, args, small_data, "u1,u2")
     assert identity["dataset"] == "ml-100k" and identity["data_sha256"] == small_data.checksum
     assert identity["machine_class"] and identity["max_epochs"] == "none"
-    other = benchmark.resolve_configs(
+    other = protocol.resolve_configs(
         _job_args(tmp_path, "--max-epochs", "1"), tracker, small_data, []
     )
     assert (
@@ -227,7 +228,7 @@ def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
 
 def test_unknown_architecture_lists_the_registered_ones(tmp_path):
     with pytest.raises(BenchError, match="unknown architecture 'xf'; known: mf, nnmf, nn"):
-        benchmark.resolve_configs(
+        protocol.resolve_configs(
             _job_args(tmp_path, "--archs", "xf"),
             Tracker(f"sqlite:///{tmp_path / 'x.db'}"),
             None,
@@ -237,32 +238,32 @@ def test_unknown_architecture_lists_the_registered_ones(tmp_path):
 
 def test_nested_tuning_never_touches_the_fold_test_part(small_data, tmp_path, monkeypatch):
     seen = []
-    real = benchmark.nested.run_study
+    real = nested.run_study
 
     def spy(settings, split):
         seen.append(split)
         return real(settings, split)
 
-    monkeypatch.setattr(benchmark.nested, "run_study", spy)
+    monkeypatch.setattr(nested, "run_study", spy)
     fold = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
-    budget = benchmark.nested.Budget(trials=2, timeout=None, max_epochs=2)
+    budget = nested.Budget(trials=2, timeout=None, max_epochs=2)
     stores = (str(tmp_path / "journal.log"), f"sqlite:///{tmp_path / 'mlflow.db'}")
-    tuned = benchmark.nested.tune(small_data, fold, "mf", 0, budget, stores)
+    tuned = nested.tune(small_data, fold, "mf", 0, budget, stores)
     (split,) = seen
     pairs = lambda f: set(zip(f["user"], f["item"], strict=True))  # noqa: E731
     assert len(split.test) == 0
     assert pairs(split.train) | pairs(split.valid) == pairs(fold.train)
     assert not (pairs(split.train) | pairs(split.valid)) & pairs(fold.test)
     assert tuned.provenance["trials"] == 2 and tuned.provenance["study"].startswith("nested-")
-    again = benchmark.nested.tune(small_data, fold, "mf", 0, budget, stores)
+    again = nested.tune(small_data, fold, "mf", 0, budget, stores)
     assert len(seen) == 1 and again.config == tuned.config  # a finished study is reused
 
 
 def test_unseen_ids_get_the_fallback_not_untrained_rows(small_data):
     split = benchmark.fold_splits(small_data, ["u1"], seeds=0)[0]
     split = replace(split, train=split.train[split.train["item"] != 0])  # item 0: no rating
-    predict = benchmark.with_fallback(lambda u, i: np.full(len(u), 99.0), split)
-    known = benchmark.known_pairs(split)
+    predict = predictors.with_fallback(lambda u, i: np.full(len(u), 99.0), split)
+    known = predictors.known_pairs(split)
     users = np.arange(split.n_users).repeat(split.n_items)
     items = np.tile(np.arange(split.n_items), split.n_users)
     out = predict(users, items)
@@ -286,12 +287,12 @@ def test_nested_job_writes_per_fold_configs_that_pin_the_next_run(small_data, tm
     )
     report = (tmp_path / "report" / "report.md").read_text()
     assert "nested-ml-100k-u1-mf" in report and "fallback" in report
-    pinned = benchmark.load_pinned(tmp_path / "report" / "tuned_configs.json")
+    pinned = protocol.load_pinned(tmp_path / "report" / "tuned_configs.json")
     assert set(pinned["mf"]) == {"u1", "u2"}
 
 
 def test_peers_without_the_extra_is_one_clear_line(monkeypatch):
-    monkeypatch.setattr(benchmark.peers.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(BenchError, match=r"--peers needs scikit-surprise.*pip install"):
         benchmark.parse_args(["--peers"])
 
