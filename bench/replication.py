@@ -68,7 +68,9 @@ def report(results: dict[str, TrainResult]) -> str:
                 "fit s": result.fit_seconds,
             }
         )
-    table = pd.DataFrame(rows).astype({"published params": "Int64"})
+    table = pd.DataFrame(rows)
+    published = [row["published params"] for row in rows]  # ints, or None: not published
+    table["published params"] = [p if p is not None else "-" for p in published]
     lines = [table.to_string(index=False, float_format="{:.4f}".format, na_rep="-")]
     for arch in ("mf", "nnmf"):
         if arch in results:
