@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +14,16 @@ import numpy as np
 import optuna
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
 
+from bench.describe import champion_description, study_result, with_result
 from bench.metrics import PLOTTED
+from bench.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
 from bench.stats import Paired, Regression
-from bench.tracking import Tracker, as_metrics
+from bench.tracking import EMBEDDING_PNG, Tracker, as_metrics
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
+NOTE = "mlflow.note.content"  # a run's description
 
 
 @dataclass
@@ -76,36 +81,155 @@ def summarise(client: MlflowClient, study: optuna.Study) -> dict[str, float | in
     return summary
 
 
-PLOTS = {
-    "optimization_history": optuna.visualization.matplotlib.plot_optimization_history,
-    "param_importances": optuna.visualization.matplotlib.plot_param_importances,
-    "parallel_coordinate": optuna.visualization.matplotlib.plot_parallel_coordinate,
-}
+MIN_TRIALS_FOR_IMPORTANCE = 10  # fANOVA importances of fewer trials are mostly noise
+MAX_PARALLEL_PARAMS = 8  # a parallel-coordinate plot with more axes is unreadable
+PLOT_SIZE = (10, 5.5)
 
 
 def log_study_summary(tracker: Tracker, run_id: str, study: optuna.Study) -> None:
-    """Best trial's params (as tags) and metrics, trial table and plots on the parent run."""
+    """On the parent run: the best trial's metrics and params (as tags), the trial table,
+    plots, the best trial's embedding histogram, its model registered as champion, and the
+    description's result part."""
     client = tracker.client
+    metric = _name_the_metric(study)
     summary = summarise(client, study)
     n_finished = sum(v for k, v in summary.items() if k.startswith("n_") and isinstance(v, int))
     values = {k: v for k, v in summary.items() if v is not None}
     tracker.log(run_id, as_metrics(values, step=n_finished))
+    champion = None
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == COMPLETE]
-    if not complete:
+    if complete:
+        best = study.best_trial
+        tags = {f"best.{name}": str(value) for name, value in best.params.items()}
+        tracker.log(run_id, tags=tags)
+        table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
+        client.log_text(run_id, table.to_csv(index=False), "trials.csv")
+        log_study_plots(tracker, run_id, study, metric)
+        _copy_best_embeddings(client, run_id, best)
+        champion = register_best(client, study, best, metric)
+    note = client.get_run(run_id).data.tags.get(NOTE, "")
+    result = study_result(summary, metric, champion)
+    tracker.log(run_id, tags={NOTE: with_result(note, result)})
+
+
+def _name_the_metric(study: optuna.Study) -> str:
+    """The objective's name (`val_mae`), set on the study for Optuna's plots and tables."""
+    metric = f"val_{study.user_attrs.get('metric', 'mae')}"
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental in Optuna
+            study.set_metric_names([metric])
+    return metric
+
+
+def _copy_best_embeddings(client: MlflowClient, run_id: str, best: FrozenTrial) -> None:
+    """The best trial's embedding histogram (logged with its model), onto the parent run."""
+    trial_run = best.user_attrs.get("mlflow_run_id")
+    if not trial_run or EMBEDDING_PNG not in {a.path for a in client.list_artifacts(trial_run)}:
         return
-    best = study.best_trial
-    tracker.log(run_id, tags={f"best.{name}": str(value) for name, value in best.params.items()})
-    table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-    client.log_text(run_id, table.to_csv(index=False), "trials.csv")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(client.download_artifacts(trial_run, EMBEDDING_PNG, tmp))
+        target = path.with_name("best_trial_embeddings.png")
+        path.rename(target)
+        client.log_artifact(run_id, str(target), "plots")
+
+
+def register_best(
+    client: MlflowClient, study: optuna.Study, best: FrozenTrial, metric: str
+) -> str | None:
+    """Register the best trial's logged model as `recsys-ARCH-DATASET`, alias `champion`;
+    returns a sentence naming it (None: the trial logged no model)."""
+    trial_run = best.user_attrs.get("mlflow_run_id")
+    uri = client.get_run(trial_run).data.tags.get(RATING_MODEL_TAG) if trial_run else None
+    arch = study.user_attrs.get("arch")
+    if not uri or not arch:
+        return None
+    name = registered_name(arch, study.user_attrs.get("dataset", "ml-100k"))
+    description = champion_description(study.study_name, best.number, metric, best.value)
+    version = register_champion(client, uri, name, description)
+    for key, value in {"source": "sweep", "study": study.study_name, "trial": best.number}.items():
+        client.set_model_version_tag(name, version, key, str(value))
+    return (
+        f"`{name}` version {version}, alias `{CHAMPION}`: "
+        f'`mlflow.pyfunc.load_model("models:/{name}@{CHAMPION}")` predicts from raw ids'
+    )
+
+
+def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: str) -> None:
+    """Optimisation history; parameter importances and the parallel coordinates of the most
+    important parameters (from MIN_TRIALS_FOR_IMPORTANCE completed trials on; a text file
+    says why otherwise)."""
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == COMPLETE]
+    importances = {}
+    if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE:
+        try:
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+            importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            importances = {}  # e.g. no parameter varied
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-        for name, plot in PLOTS.items():
-            try:
-                axes = plot(study)
-            except (ValueError, RuntimeError, ZeroDivisionError):
-                continue  # e.g. importances need two complete trials with varied params
-            figure = getattr(axes, "figure", None) or axes.flat[0].figure
-            tracker.log_figure(run_id, figure, f"plots/{name}.png")
+        history = optuna.visualization.matplotlib.plot_optimization_history(
+            study, target_name=metric
+        )
+        _log_optuna_figure(tracker, run_id, history, "plots/optimization_history.png")
+        if importances:
+            figure = _importance_figure(importances, metric)
+            tracker.log_figure(run_id, figure, "plots/param_importances.png")
+        else:
+            tracker.client.log_text(
+                run_id,
+                f"No parameter importances: they need at least {MIN_TRIALS_FOR_IMPORTANCE} "
+                f"completed trials with varied parameters; this study has {len(complete)} "
+                f"completed.\n",
+                "plots/param_importances.txt",
+            )
+        _parallel_coordinates(tracker, run_id, study, metric, importances, len(complete))
+
+
+def _parallel_coordinates(
+    tracker: Tracker, run_id: str, study: optuna.Study, metric: str, importances, n_complete
+) -> None:
+    params = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
+    if importances:
+        params = list(importances)[:MAX_PARALLEL_PARAMS]
+    if n_complete < 2 or len(params) > MAX_PARALLEL_PARAMS:
+        tracker.client.log_text(
+            run_id,
+            f"No parallel-coordinate plot: the study has {len(params)} parameters and "
+            f"{n_complete} completed trials; it is drawn for the {MAX_PARALLEL_PARAMS} most "
+            f"important parameters once {MIN_TRIALS_FOR_IMPORTANCE} trials have completed.\n",
+            "plots/parallel_coordinate.txt",
+        )
+        return
+    axes = optuna.visualization.matplotlib.plot_parallel_coordinate(
+        study, params=params, target_name=metric
+    )
+    _log_optuna_figure(tracker, run_id, axes, "plots/parallel_coordinate.png")
+
+
+def _log_optuna_figure(tracker: Tracker, run_id: str, axes, path: str) -> None:
+    """An Optuna matplotlib plot, enlarged and laid out so that its labels do not overlap."""
+    figure = getattr(axes, "figure", None) or axes.flat[0].figure
+    figure.set_size_inches(*PLOT_SIZE)
+    for ax in figure.axes:
+        for label in ax.get_xticklabels():
+            label.set_rotation(20)
+            label.set_horizontalalignment("right")
+    figure.tight_layout()
+    tracker.log_figure(run_id, figure, path)
+
+
+def _importance_figure(importances: dict[str, float], metric: str) -> plt.Figure:
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=PLOT_SIZE, layout="constrained")
+    ax.barh(names, [importances[n] for n in names])
+    ax.set(
+        xlabel=f"importance for {metric} (fANOVA, share of variance)",
+        title="Hyperparameter importances",
+        xlim=(0, None),
+    )
+    return fig
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -30,6 +30,7 @@ ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 LOGGERS = ("absl", "mlflow", "alembic", "tensorflow", "keras", "urllib3", "h5py")
 NOISY_MODULES = r"(absl|mlflow|optuna|keras|tensorflow|google|tf_keras|pydantic|sqlalchemy)(\.|$)"
