@@ -191,3 +191,20 @@ def benchmark_model_description(arch: str, source: str, fold: str, run_name: str
         f"{fold}'s training part (the first fold; not selected on test). Takes raw user and "
         f"item ids."
     )
+
+
+def benchmark_description(source: str, folds: list[str], models: list[str]) -> str:
+    return "\n".join(
+        [
+            f"Fold-wise benchmark of {', '.join(models)} on folds {', '.join(folds)}: each "
+            f"model is trained on a fold's whole training part and scored on its test part "
+            f"(child runs `MODEL-FOLD`, metrics named as in sweeps: `test_mae`, ...).",
+            "",
+            f"Configs from {source}. Started with: `{command_line()}`",
+            "",
+            "The report (tables, paired comparisons, the regression gate, figures) is the "
+            "artifact `report.html` (`report.md` and `results.csv` beside it). Each learnt "
+            "model of the first fold is registered as `recsys-ARCH-DATASET`, alias "
+            "`benchmark`.",
+        ]
+    )

@@ -13,10 +13,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pandas as pd
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
 from bench.describe import champion_description, study_result, with_result
+from bench.htmlreport import to_html
 from bench.metrics import PLOTTED
 from bench.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
 from bench.stats import Paired, Regression
@@ -36,6 +38,7 @@ class FoldResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     keras_model: keras.Model | None = None
+    model_uri: str | None = None  # the logged pyfunc `rating_model`, if any
 
 
 @dataclass
@@ -167,7 +170,7 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: 
             importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
         except (ValueError, RuntimeError, ZeroDivisionError):
             importances = {}  # e.g. no parameter varied
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), plt.rc_context():  # Optuna's plots switch to ggplot style
         warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
         history = optuna.visualization.matplotlib.plot_optimization_history(
             study, target_name=metric
@@ -253,24 +256,30 @@ def _metric_bars(results: pd.DataFrame, path: Path) -> None:
         ax.bar(means.index, means.to_numpy(), yerr=stds.fillna(0).to_numpy(), capsize=4)
         ax.set(title=f"{metric} (mean ± std over folds)")
         ax.tick_params(axis="x", rotation=30)
-        low = float((means - stds.fillna(0)).min())
-        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
+        ax.set_ylim(bottom=0)  # bar lengths compare only from zero
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _loss_curves(folds, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
+    """Train-loss curves on the first fold, one panel per loss (MSE and MAE never share)."""
     first_fold = folds[0].fold
-    for fold in folds:
-        if fold.fold == first_fold and fold.history:
-            ax.plot(
-                range(1, len(fold.history["train_loss"]) + 1),
-                fold.history["train_loss"],
-                label=fold.model,
-            )
-    ax.set(yscale="log", xlabel="Epoch", ylabel="train loss", title=f"Train loss on {first_fold}")
-    ax.legend()
+    learnt = [f for f in folds if f.fold == first_fold and f.history]
+    by_loss: dict[str, list[FoldResult]] = {}
+    for fold in learnt:
+        loss = getattr(configs.get(fold.model), "loss", "loss")
+        by_loss.setdefault(loss, []).append(fold)
+    panels = max(1, len(by_loss))
+    fig, axes = plt.subplots(
+        1, panels, figsize=(6 * panels, 4), layout="constrained", squeeze=False
+    )
+    for ax, (loss, group) in zip(axes[0], by_loss.items(), strict=False):
+        for fold in group:
+            curve = fold.history["train_loss"]
+            ax.plot(range(1, len(curve) + 1), curve, label=fold.model)
+        ax.set(yscale="log", xlabel="Epoch", ylabel=f"train loss ({loss.upper()})")
+        ax.set_title(f"Train loss ({loss.upper()}) on {first_fold}")
+        ax.legend()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -293,47 +302,79 @@ def _embedding_histograms(folds, path: Path) -> None:
     plt.close(fig)
 
 
-def _pareto(client: MlflowClient, studies: dict[str, str], path: Path) -> bool:
-    """Validation MAE against fit seconds over all completed trials of each arch's study."""
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    best_values = []
-    for arch, study in studies.items():
-        experiment = client.get_experiment_by_name(study)
-        if experiment is None:
-            continue
-        runs = client.search_runs(
-            [experiment.experiment_id], "tags.trial_state = 'COMPLETE'", max_results=5000
-        )
-        points = sorted(
-            (r.data.metrics["fit_seconds"], r.data.metrics["val_mae"])
-            for r in runs
-            if "fit_seconds" in r.data.metrics and "val_mae" in r.data.metrics
-        )
-        if not points:
-            continue
-        seconds, values = zip(*points, strict=True)
+PARETO_BAND = 0.15  # validation MAE shown in detail above the best trial's
+
+
+def _trial_points(client: MlflowClient, study: str) -> list[tuple[float, float]]:
+    """(fit seconds, validation MAE) of every completed trial of `study`."""
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return []
+    runs = client.search_runs(
+        [experiment.experiment_id], "tags.trial_state = 'COMPLETE'", max_results=5000
+    )
+    return sorted(
+        (r.data.metrics["fit_seconds"], r.data.metrics["val_mae"])
+        for r in runs
+        if "fit_seconds" in r.data.metrics and "val_mae" in r.data.metrics
+    )
+
+
+def _seconds_axis(ax: plt.Axes, seconds: list[float]) -> None:
+    """Log scale with plain labels at 1-2-5 steps where the times span a decade or more."""
+    if max(seconds) < 10 * min(seconds):
+        ax.set_xlabel("fit seconds")
+        return
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("fit seconds (log scale)")
+
+
+def _pareto(client: MlflowClient, studies: dict[str, str], path: Path) -> str | None:
+    """Validation MAE against fit seconds over all completed trials of each arch's study,
+    with each Pareto front. Every trial is drawn: those worse than the best by more than
+    PARETO_BAND sit in a shaded band at the top (diverged trials would otherwise flatten the
+    interesting part). Returns the figure's caption (None: no trials)."""
+    points = {arch: _trial_points(client, study) for arch, study in studies.items()}
+    points = {arch: p for arch, p in points.items() if p}
+    if not points:
+        return None
+    low = min(v for p in points.values() for _, v in p)
+    top = low + PARETO_BAND
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
+    clipped = 0
+    for arch, arch_points in points.items():
+        seconds = np.array([s for s, _ in arch_points])
+        values = np.array([v for _, v in arch_points])
+        over = values > top
+        clipped += int(over.sum())
+        line = ax.scatter(seconds[~over], values[~over], s=14, alpha=0.6, label=f"{arch} trials")
+        color = line.get_facecolor()[0]
+        ax.scatter(seconds[over], np.full(over.sum(), top + 0.01), s=22, marker="^", color=color)
         front, best = [], float("inf")
-        for s, v in points:
+        for s, v in arch_points:
             if v < best:
-                front.append((s, v))
+                front.append((s, min(v, top + 0.01)))
                 best = v
-        line = ax.scatter(seconds, values, s=12, alpha=0.5, label=f"{arch} trials")
-        ax.step(*zip(*front, strict=True), where="post", color=line.get_facecolor()[0])
-        best_values.append(best)
-    plotted = bool(best_values)
-    if plotted:
-        low = min(best_values)
-        ax.set_ylim(low - 0.01, low + 0.15)  # diverged trials would flatten the interesting part
-        ax.set(
-            xscale="log",
-            xlabel="fit seconds",
-            ylabel="validation MAE",
-            title="Accuracy against training time (Pareto front)",
-        )
-        ax.legend()
-        fig.savefig(path, dpi=100)
+        ax.step(*zip(*front, strict=True), where="post", color=color)
+    if clipped:
+        ax.axhspan(top, top + 0.02, color="0.85", zorder=0)
+        ax.text(0.01, top + 0.018, f"{clipped} trial(s) with validation MAE > {top:.3f}, drawn "
+                f"here (^)", transform=ax.get_yaxis_transform(), va="top", fontsize=8)  # fmt: skip
+    ax.set_ylim(low - 0.01, top + 0.02)
+    _seconds_axis(ax, [s for p in points.values() for s, _ in p])
+    ax.set_ylabel("validation MAE (last epoch)")
+    ax.set_title("Accuracy against training time (Pareto front per architecture)")
+    ax.legend(loc="best")
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return plotted
+    n_points = sum(len(p) for p in points.values())
+    return (
+        f"All {n_points} completed sweep trials; the {clipped} with a validation MAE above "
+        f"{top:.3f} (the best + {PARETO_BAND}) are drawn as ^ in the shaded band at the top."
+    )
 
 
 def write_benchmark_report(
@@ -342,16 +383,18 @@ def write_benchmark_report(
     """report.md with the tables and sentences, and the PNG figures beside it."""
     results, configs = outcome.results, outcome.configs
     _metric_bars(results, folder / "metrics.png")
-    _loss_curves(outcome.folds, folder / "loss_curves.png")
+    _loss_curves(outcome.folds, configs, folder / "loss_curves.png")
     _embedding_histograms(outcome.folds, folder / "embeddings.png")
-    has_pareto = _pareto(client, studies, folder / "pareto.png")
+    pareto_caption = _pareto(client, studies, folder / "pareto.png")
     gate = (
         "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
         if outcome.regressions
         else "No metric regressed beyond noise and the minimum difference."
     )
     pareto = (
-        "![pareto](pareto.png)" if has_pareto else "(No sweep study in this store: no Pareto plot.)"
+        f"![pareto](pareto.png)\n\n{pareto_caption}"
+        if pareto_caption
+        else "(No sweep study in this store: no Pareto plot.)"
     )
     config_rows = pd.DataFrame(
         [{"arch": arch, **vars(config)} for arch, config in configs.items()], dtype=object
@@ -389,4 +432,5 @@ With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the
 """
     path = folder / "report.md"
     path.write_text(text)
+    (folder / "report.html").write_text(to_html(text, folder, "Benchmark report"))
     return path

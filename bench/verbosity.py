@@ -1,14 +1,15 @@
 """What a command prints: its own lines only, unless `-v` asks for the libraries' chatter.
 
-Quiet (the default) means: TensorFlow's C++ logging at FATAL only (TF_CPP_MIN_LOG_LEVEL=3),
+Quiet (the default) means: TensorFlow's C++ logging at FATAL only (TF_CPP_MIN_LOG_LEVEL=3);
 the lines TensorFlow's native libraries print while loading (oneDNN, CUDA stubs, "All log
 messages before absl::InitializeLog()", written straight to file descriptor 2 before any
-level applies) swallowed by pointing that descriptor at /dev/null for the duration of
-`import tensorflow`, the absl/MLflow/alembic/Optuna Python loggers at WARNING (MLflow's
-"View run" lines off) and library warnings hidden. It must happen before TensorFlow is
-imported, so the entry point (`bench.cli`) calls `apply` first; it marks the environment
-(`BENCH_QUIET=1`) so that worker processes, which import `bench` before TensorFlow, stay
-quiet too (`bench/__init__.py` calls `inherit`). Explicit environment settings win.
+level applies) swallowed by pointing that descriptor at /dev/null during `import tensorflow`;
+the absl, TensorFlow, Keras, MLflow and alembic Python loggers at ERROR and Optuna's at
+WARNING (a failed trial stays visible); MLflow's "View run" lines and artifact progress bars
+off; library warnings hidden. It must happen before TensorFlow is imported, so the entry
+point (`bench.cli`) calls `apply` first; it marks the environment (`BENCH_QUIET=1`) so that
+worker processes, which import `bench` before TensorFlow, stay quiet too (`bench/__init__.py`
+calls `inherit`). Explicit environment settings win.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ FLAGS = ("-v", "--verbose")
 MARKER = "BENCH_QUIET"
 ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
-    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_LOGGING_LEVEL": "ERROR",
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
@@ -87,7 +88,7 @@ class _SilentFirstImport(importlib.abc.MetaPathFinder):
 
 def _silence_python() -> None:
     for name in LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's own handler
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     warnings.filterwarnings("ignore", category=FutureWarning)
