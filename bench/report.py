@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pandas as pd
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
@@ -208,14 +208,17 @@ def _parallel_coordinates(
     axes = optuna.visualization.matplotlib.plot_parallel_coordinate(
         study, params=params, target_name=metric
     )
-    _log_optuna_figure(tracker, run_id, axes, "plots/parallel_coordinate.png")
+    _log_optuna_figure(tracker, run_id, axes, "plots/parallel_coordinate.png", rotate=True)
 
 
-def _log_optuna_figure(tracker: Tracker, run_id: str, axes, path: str) -> None:
-    """An Optuna matplotlib plot, enlarged and laid out so that its labels do not overlap."""
+def _log_optuna_figure(
+    tracker: Tracker, run_id: str, axes, path: str, rotate: bool = False
+) -> None:
+    """An Optuna matplotlib plot, enlarged and laid out so that its labels do not overlap
+    (`rotate`: slant the x labels, for parameter names)."""
     figure = getattr(axes, "figure", None) or axes.flat[0].figure
     figure.set_size_inches(*PLOT_SIZE)
-    for ax in figure.axes:
+    for ax in figure.axes if rotate else []:
         for label in ax.get_xticklabels():
             label.set_rotation(20)
             label.set_horizontalalignment("right")
@@ -277,7 +280,11 @@ def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
         for fold in group:
             curve = fold.history["train_loss"]
             ax.plot(range(1, len(curve) + 1), curve, label=fold.model)
-        ax.set(yscale="log", xlabel="Epoch", ylabel=f"train loss ({loss.upper()})")
+        ax.set(yscale="log", xlabel="Epoch", ylabel=f"train loss ({loss.upper()}, log scale)")
+        plain = FuncFormatter(lambda y, _: f"{y:.3g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"Train loss ({loss.upper()}) on {first_fold}")
         ax.legend()
     fig.savefig(path, dpi=100)
@@ -377,24 +384,40 @@ def _pareto(client: MlflowClient, studies: dict[str, str], path: Path) -> str | 
     )
 
 
-def write_benchmark_report(
-    folder: Path, outcome: Outcome, client: MlflowClient, studies: dict[str, str]
-) -> Path:
-    """report.md with the tables and sentences, and the PNG figures beside it."""
-    results, configs = outcome.results, outcome.configs
-    _metric_bars(results, folder / "metrics.png")
-    _loss_curves(outcome.folds, configs, folder / "loss_curves.png")
+def _figures(folder: Path, outcome: Outcome, client: MlflowClient, studies: dict) -> str:
+    """Draw the PNG figures into `folder`; returns the report's Figures section."""
+    _metric_bars(outcome.results, folder / "metrics.png")
+    _loss_curves(outcome.folds, outcome.configs, folder / "loss_curves.png")
     _embedding_histograms(outcome.folds, folder / "embeddings.png")
     pareto_caption = _pareto(client, studies, folder / "pareto.png")
-    gate = (
-        "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
-        if outcome.regressions
-        else "No metric regressed beyond noise and the minimum difference."
-    )
     pareto = (
         f"![pareto](pareto.png)\n\n{pareto_caption}"
         if pareto_caption
         else "(No sweep study in this store: no Pareto plot.)"
+    )
+    return f"""## Figures
+
+Metrics: mean ± std over folds, bars from 0. Train loss: the first fold, one panel per loss.
+
+![metrics](metrics.png)
+![loss curves](loss_curves.png)
+![embeddings](embeddings.png)
+
+{pareto}
+"""
+
+
+def write_benchmark_report(
+    folder: Path, outcome: Outcome, client: MlflowClient, studies: dict[str, str]
+) -> Path:
+    """report.md with the tables and sentences, the PNG figures beside it, and report.html:
+    the same page with the figures embedded (MLflow's artifact viewer renders HTML)."""
+    results, configs = outcome.results, outcome.configs
+    figures = _figures(folder, outcome, client, studies)
+    gate = (
+        "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
+        if outcome.regressions
+        else "No metric regressed beyond noise and the minimum difference."
     )
     config_rows = pd.DataFrame(
         [{"arch": arch, **vars(config)} for arch, config in configs.items()], dtype=object
@@ -423,13 +446,7 @@ With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the
 
 {markdown_table(config_rows)}
 
-## Figures
-
-![metrics](metrics.png)
-![loss curves](loss_curves.png)
-![embeddings](embeddings.png)
-{pareto}
-"""
+{figures}"""
     path = folder / "report.md"
     path.write_text(text)
     (folder / "report.html").write_text(to_html(text, folder, "Benchmark report"))
