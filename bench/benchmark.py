@@ -31,18 +31,34 @@ from bench import nested, peers
 from bench.archs import ARCHS, config_params
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.datasets import DEFAULT
+from bench.describe import benchmark_description, benchmark_model_description
 from bench.errors import BenchError
 from bench.metrics import METRICS, get_metric, mlflow_name
 from bench.predictors import BASELINES, evaluate
 from bench.protocol import PINNED, Job, resolve_configs, write_pinned
 from bench.report import FoldResult, Outcome, write_benchmark_report
-from bench.serving import Fallback, log_rating_model
+from bench.serving import (
+    RATING_MODEL,
+    Fallback,
+    log_rating_model,
+    register_champion,
+    registered_name,
+)
 from bench.stats import Regression, describe_folds, find_regressions, holm, paired
-from bench.tracking import Tracker, as_metrics, environment_tags, machine_class
+from bench.tracking import (
+    Tracker,
+    as_metrics,
+    curves_to_metrics,
+    environment_tags,
+    loss_named,
+    machine_class,
+    split_inputs,
+)
 
 EXPERIMENT = "benchmark"
 REPORTED = tuple(m.name for m in METRICS)
 CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
+BENCHMARK_ALIAS = "benchmark"  # registered-model alias of the latest benchmarked model
 
 
 def fold_splits(data: RatingData, folds: list[str], seeds: int) -> list[Split]:
@@ -163,17 +179,26 @@ def log_fold(
     predictor,
     split: Split | None = None,
     data: RatingData | None = None,
-) -> None:
-    """One nested run per model and fold; learnt models are logged as MLflow models."""
+    inputs: list | None = None,
+) -> str | None:
+    """One nested run per model and fold (metrics named as in sweeps: `test_mae`,
+    `train_loss_mse`, ...); learnt models are logged as MLflow models. Returns the URI of the
+    pyfunc `rating_model` when one is logged (`data` given)."""
     run_id = tracker.start_run(
         experiment_id,
         f"{fold.model}-{fold.fold}",
         parent=parent_id,
         tags={"model": fold.model, "fold": fold.fold},
     )
-    params = config_params(predictor) if not isinstance(predictor, str) else {"baseline": predictor}
-    metrics = {mlflow_name(k): v for k, v in fold.metrics.items()}
-    tracker.log(run_id, as_metrics(metrics), params)
+    learnt = not isinstance(predictor, str)
+    params = config_params(predictor) if learnt else {"baseline": predictor}
+    metrics = as_metrics({mlflow_name(k): v for k, v in fold.metrics.items()})
+    if learnt and fold.history:
+        metrics += curves_to_metrics(loss_named(fold.history, predictor.loss))
+    tracker.log(run_id, metrics, params)
+    if inputs:
+        tracker.client.log_inputs(run_id, datasets=inputs)
+    uri = None
     if fold.keras_model is not None:
         with tempfile.TemporaryDirectory() as tmp:  # the Keras model, for `bench recommend`
             mlflow.keras.save_model(
@@ -183,11 +208,12 @@ def log_fold(
         if data is not None:  # a self-contained pyfunc model that takes raw ids
             fallback = Fallback.from_ratings(split.train, split.n_users, split.n_items)
             scale = (split.scale.low, split.scale.high)
-            log_rating_model(
+            uri = log_rating_model(
                 tracker.client, run_id, fold.keras_model, data.users.ids, data.items.ids,
-                fallback, rating_scale=scale, name="rating_model",
+                fallback, rating_scale=scale, name=RATING_MODEL,
             )  # fmt: skip
     tracker.end(run_id)
+    return uri
 
 
 def run_folds(
@@ -204,13 +230,39 @@ def run_folds(
     for split in splits:
         predictors = {arch: job.config(arch, split.name) for arch in job.configs}
         predictors.update({b: b for b in BASELINES})
+        inputs = split_inputs(split)
         for name, predictor in predictors.items():
             print(f"{split.name}: {name} ...", flush=True)
             fold = evaluate(name, predictor, split, seed)
-            log_fold(tracker, parent_id, experiment_id, fold, predictor, split, data)
+            fold.model_uri = log_fold(
+                tracker, parent_id, experiment_id, fold, predictor, split, data, inputs
+            )
             fold.keras_model = None  # logged; free it
             folds.append(fold)
     return folds
+
+
+def register_models(
+    tracker: Tracker, folds: list[FoldResult], dataset: str, source: str, run_name: str
+) -> dict[str, str]:
+    """Each architecture's model of the first fold, registered as `recsys-ARCH-DATASET`
+    with alias `benchmark` (the sweeps' best is `champion`): a model for each benchmarked
+    config, chosen by fold order, never by a test score. Returns arch -> version."""
+    first = folds[0].fold if folds else None
+    versions = {}
+    for fold in folds:
+        if fold.fold != first or fold.model_uri is None:
+            continue
+        name = registered_name(fold.model, dataset)
+        description = benchmark_model_description(fold.model, source, fold.fold, run_name)
+        version = register_champion(
+            tracker.client, fold.model_uri, name, description, alias=BENCHMARK_ALIAS
+        )
+        tags = {"source": "benchmark", "benchmark_run": run_name, "fold": fold.fold}
+        for key, value in tags.items():
+            tracker.client.set_model_version_tag(name, version, key, value)
+        versions[fold.model] = version
+    return versions
 
 
 def gate(
@@ -320,10 +372,14 @@ def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
     if previous is None:
         previous = previous_results(tracker.client, experiment_id, identity)
     start = time.perf_counter()
+    run_name = f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     parent_id = tracker.start_run(
         experiment_id,
-        f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}",
+        run_name,
         tags={**identity, **environment_tags(), **_machine_tags()},
+        description=benchmark_description(
+            job.source, [s.name for s in splits], [*job.configs, *BASELINES]
+        ),
     )
     try:
         folds = run_folds(tracker, parent_id, experiment_id, splits, job, args.seed, data)
@@ -339,8 +395,10 @@ def run(args: argparse.Namespace, data: RatingData | None = None) -> int:
             job.configs,
             job.source,
             provenance=job.provenance,
+            compared=previous is not None,
         )
         report(args, tracker, parent_id, outcome, job)
+        register_models(tracker, folds, data.dataset.name, job.source, run_name)
         tracker.log(
             parent_id, {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}
         )

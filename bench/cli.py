@@ -1,4 +1,8 @@
-"""The `bench` command: replicate, sweep, benchmark, recommend, data."""
+"""The `bench` command: replicate, sweep, benchmark, recommend, data; the studies' scripts.
+
+Every command and script starts here, so that its output is set before TensorFlow loads:
+quiet by default, the libraries' logging with `-v`/`--verbose` (see `bench.verbosity`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,17 @@ from collections.abc import Callable
 import matplotlib
 from mlflow.exceptions import MlflowException
 
+from bench import verbosity
 from bench.errors import BenchError
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2."""
+    """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2.
+
+    `-v`/`--verbose` anywhere in argv (default: sys.argv[1:]) keeps the libraries' logging.
+    """
+    argv, verbose = verbosity.split_flags(sys.argv[1:] if argv is None else argv)
+    verbosity.apply(verbose)
     matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
         return main(argv)
@@ -34,6 +44,11 @@ def _command(module: str) -> Callable[[list[str] | None], int]:
     return main
 
 
+def script(module: str) -> int:
+    """A studies/*.py script: `module`'s main, imported only once the output is set."""
+    return run(_command(module))
+
+
 COMMANDS = {
     "replicate": _command("bench.replication"),
     "sweep": _command("bench.sweep"),
@@ -45,10 +60,14 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
+    command = next((arg for arg in argv if arg not in verbosity.FLAGS), None)
+    if command not in COMMANDS:
         print(
-            f"usage: bench {{{','.join(COMMANDS)}}} [options]  (bench COMMAND --help)",
+            f"usage: bench [-v] {{{','.join(COMMANDS)}}} [options]  (bench COMMAND --help; "
+            f"-v: the libraries' logging too)",
             file=sys.stderr,
         )
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    return run(COMMANDS[argv[0]], argv[1:])
+        return 0 if command in ("-h", "--help") else 2
+    rest = list(argv)
+    rest.remove(command)
+    return run(COMMANDS[command], rest)

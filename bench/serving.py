@@ -34,6 +34,16 @@ from bench import rating_pyfunc
 REQUIREMENTS = ("tensorflow", "keras", "numpy", "pandas", "mlflow")
 EXAMPLE_ROWS = 5
 MODEL_URI_PREFIX = "models:/"
+CHAMPION = "champion"  # the alias of a registered model's best version
+REGISTERED_DESCRIPTION = (
+    "Rating predictions from raw user and item ids (a DataFrame with int columns `user` and "
+    "`item`; out: float column `rating`, clipped to the rating scale; unknown ids get the "
+    "training mean). Alias `champion`: the best trial of the latest sweep, selected on "
+    "validation. Alias `benchmark`: the latest benchmark's model of the first fold. Each "
+    "version's description says where it comes from."
+)
+RATING_MODEL = "rating_model"  # the name of a run's logged pyfunc model
+RATING_MODEL_TAG = "rating_model_uri"  # a sweep trial's tag: the `models:/<id>` it logged
 ALREADY_EXISTS_CODES = {ErrorCode.Name(code) for code in (ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS)}
 
 
@@ -182,8 +192,13 @@ def _check_round_trip(path: Path, example: pd.DataFrame, expected: pd.DataFrame)
         )
 
 
+def registered_name(arch: str, dataset: str) -> str:
+    """The registered model of an architecture on a data set: `recsys-mf-ml-100k`."""
+    return f"recsys-{arch}-{dataset}"
+
+
 def register_champion(
-    client: MlflowClient, model_uri: str, name: str, description: str, alias: str = "champion"
+    client: MlflowClient, model_uri: str, name: str, description: str, alias: str = CHAMPION
 ) -> str:
     """Register `model_uri` (`models:/<id>` from `log_rating_model`) as a version of registered
     model `name` (created if missing), describe it and point `alias` at it; returns the version.
@@ -196,6 +211,7 @@ def register_champion(
         raise ValueError(f"expected a URI {MODEL_URI_PREFIX}<model id>, got {model_uri!r}")
     logged = client.get_logged_model(model_uri.removeprefix(MODEL_URI_PREFIX))
     _ensure_registered_model(client, name)
+    client.update_registered_model(name, description=REGISTERED_DESCRIPTION)
     version = (
         _existing_version(client, name, logged.artifact_location)
         or client.create_model_version(

@@ -21,11 +21,13 @@ import optuna
 import tensorflow as tf
 from tqdm import tqdm
 
-from bench.archs import config_params, get_arch
+from bench.archs import get_arch
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
+from bench.describe import PRUNERS, study_description, trial_description, trial_running
 from bench.errors import BenchError
 from bench.report import log_study_summary
+from bench.serving import RATING_MODEL, RATING_MODEL_TAG, Fallback, log_rating_model
 from bench.storage import (
     create_or_load_study,
     fail_stale_trials,
@@ -36,8 +38,17 @@ from bench.storage import (
     sqlite_wal,
     trial_owner_attrs,
 )
-from bench.tracking import Tracker, curves_to_metrics, environment_tags, resolve_tracking_uri
-from bench.train import train
+from bench.tracking import (
+    EMBEDDING_PNG,
+    Tracker,
+    curves_to_metrics,
+    embedding_figure,
+    environment_tags,
+    loss_named,
+    resolve_tracking_uri,
+    split_inputs,
+)
+from bench.train import TrainResult, train
 
 FINISHED_STATES = (
     optuna.trial.TrialState.COMPLETE,
@@ -145,7 +156,10 @@ def _create_parent_run(
     tracker: Tracker, experiment_id: str, settings: SweepSettings, split: Split
 ) -> str:
     run_id = tracker.start_run(
-        experiment_id, f"study-{settings.name}", tags={"study": settings.name}
+        experiment_id,
+        f"study-{settings.name}",
+        tags={"study": settings.name},
+        description=study_description(settings, get_arch(settings.arch), split.provenance),
     )
     params = {
         "sampler": "TPESampler",
@@ -155,11 +169,23 @@ def _create_parent_run(
         **split.provenance,
     }
     tracker.log(run_id, params=params, tags={"arch": settings.arch, **environment_tags()})
+    tracker.client.log_inputs(run_id, datasets=split_inputs(split))
     return run_id
 
 
 class Objective:
-    """Train one sampled config; report the validation metric per epoch for pruning."""
+    """Train one sampled config; report the validation metric per epoch for pruning.
+
+    A trial run gets the sampled values as params (under their own names), the whole config
+    as `config.json`, the split as dataset inputs and, when it ends, a description and a
+    name that shows a pruned or failed trial. A completed trial that is the study's best so
+    far also logs its model, as the pyfunc `rating_model` that the study's end registers, and
+    a histogram of its embedding values: the model that earned the score, not a retrained
+    one (a second training would cost up to minutes and could differ).
+    """
+
+    STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
+    NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}  # in the runs table
 
     def __init__(self, prepared: Prepared, split: Split):
         self.prepared = prepared
@@ -168,6 +194,7 @@ class Objective:
         self.options = TrainOptions(seed=prepared.settings.seed)
         self.tracker = Tracker(prepared.tracking_uri)
         self.arch = get_arch(prepared.settings.arch)
+        self.inputs = split_inputs(split)  # once per process, not per trial
 
     def __call__(self, trial: optuna.Trial) -> float:
         keras.backend.clear_session(free_memory=False)  # gc.collect() would cost ~0.25 s
@@ -187,32 +214,94 @@ class Objective:
             f"trial-{trial.number:04d}",
             parent=self.prepared.parent_run_id,
             tags={"trial_number": str(trial.number), "study": settings.name},
+            description=trial_running(trial.number, settings.name),
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         for key, value in trial_owner_attrs().items():
             trial.set_user_attr(key, value)
         try:
-            self.tracker.log(run_id, params={f"optuna.{k}": v for k, v in trial.params.items()})
+            self.tracker.log_config(
+                run_id, config, self.split, self.options, trial.params, self.inputs
+            )
             result = train(config, self.split, self.options, on_epoch_end=report)
             value = result.history[self.metric][-1]
-            self.tracker.log_training(run_id, result, self.split, self.options, figure=False)
+            self.tracker.log_training(
+                run_id, result, self.split, self.options, figure=False, config_logged=True
+            )
+            if self.best_so_far(trial, value):
+                self._log_model(run_id, result, trial.number)
         except optuna.TrialPruned:
-            self._end(run_id, config, curves, "PRUNED", "FINISHED")
+            self._end(run_id, trial.number, config, curves, "PRUNED")
             raise
         except KeyboardInterrupt:
-            self._end(run_id, config, curves, "FAIL", "KILLED", "interrupted")
+            self._end(run_id, trial.number, config, curves, "FAIL", "interrupted", "KILLED")
             raise
         except Exception as exc:
-            self._end(run_id, config, curves, "FAIL", "FAILED", f"{type(exc).__name__}: {exc}")
+            self._end(run_id, trial.number, config, curves, "FAIL", f"{type(exc).__name__}: {exc}")
             raise
-        self.tracker.log(run_id, tags={"trial_state": "COMPLETE"})
-        self.tracker.end(run_id, "FINISHED")
+        self._finish(run_id, trial.number, config, result.history[self.metric], "COMPLETE")
         return value
 
-    def _end(self, run_id: str, config, curves, state: str, status: str, error: str = "") -> None:
-        tags = {"trial_state": state, "arch": config.arch, **({"error": error} if error else {})}
-        self.tracker.log(run_id, curves_to_metrics(dict(curves)), config_params(config), tags)
+    def _log_model(self, run_id: str, result: TrainResult, number: int) -> None:
+        """The best-so-far trial's model (pyfunc, raw ids) and its embedding histogram."""
+        split = self.split
+        title = f"Embedding values of trial {number} ({self.prepared.settings.name})"
+        self.tracker.log_figure(run_id, embedding_figure(result.embeddings, title), EMBEDDING_PNG)
+        if split.user_ids is None or split.item_ids is None:
+            return  # a split built without its id maps: no servable model
+        fallback = Fallback.from_ratings(split.train, split.n_users, split.n_items)
+        uri = log_rating_model(
+            self.tracker.client, run_id, result.model, split.user_ids, split.item_ids, fallback,
+            rating_scale=(split.scale.low, split.scale.high), name=RATING_MODEL,
+        )  # fmt: skip
+        self.tracker.log(run_id, tags={RATING_MODEL_TAG: uri})
+
+    def _end(
+        self, run_id: str, number: int, config, curves, state: str, error: str = "", status=None
+    ) -> None:
+        """A pruned or failed trial: its curves so far, its state, and an end."""
+        tags = {"arch": config.arch, **({"error": error} if error else {})}
+        metrics = curves_to_metrics(loss_named(dict(curves), config.loss))
+        self.tracker.log(run_id, metrics, tags=tags)
+        pruner = PRUNERS[self.prepared.settings.pruner]
+        detail = error or pruner
+        values = list(curves.get(self.metric, []))
+        self._finish(run_id, number, config, values, state, detail, status or self.STATUS[state])
+
+    def _finish(
+        self,
+        run_id: str,
+        number: int,
+        config,
+        values: list[float],
+        state: str,
+        detail: str = "",
+        status: str = "FINISHED",
+    ) -> None:
+        """State tag, a name showing a pruned or failed trial, the description; end the run."""
+        settings = self.prepared.settings
+        suffix = self.NAME_SUFFIX.get(state, "")
+        note = trial_description(
+            number, settings.name, state, self.metric, values, config.epochs, detail
+        )
+        tags = {
+            "trial_state": state,
+            "mlflow.runName": f"trial-{number:04d}{suffix}",
+            "mlflow.note.content": note,
+        }
+        self.tracker.log(run_id, tags=tags)
         self.tracker.end(run_id, status)
+
+    @staticmethod
+    def best_so_far(trial: optuna.Trial, value: float) -> bool:
+        """Whether `value` beats every completed trial of the study (this one is not told)."""
+        try:
+            best = trial.study.best_value
+        except ValueError:  # no completed trial yet
+            return True
+        if trial.study.direction == optuna.study.StudyDirection.MAXIMIZE:
+            return value > best
+        return value < best
 
 
 @dataclass(frozen=True)

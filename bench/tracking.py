@@ -5,12 +5,19 @@ $MLFLOW_TRACKING_URI, else a SQLite file `mlflow.db` in the working directory), 
 tracker is passed down. No module uses MLflow's global (fluent) state, so two stores in one
 process cannot cross. Per-epoch metrics go in `log_batch` calls, not one write per value (a
 SQLite store manages about 100 writes per second).
+
+Names: a loss curve carries its loss in its name (`train_loss_mse`, `val_loss_mae`), so that
+MLflow never draws curves of different losses in one chart; `val_mae`/`val_rmse` and the
+test metrics (`test_mae`, ...) mean the same in every run. A run's config is one artifact,
+`config.json`; the split it used is logged as MLflow dataset inputs (`ml-100k/seed/train`, ...).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
+import json
 import os
 import platform
 import subprocess
@@ -20,21 +27,30 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import mlflow.data
+import numpy as np
 import tensorflow as tf
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench.archs import config_params
 from bench.config import DEFAULT_TRACKING_URI, TrainOptions
 from bench.data import Split
+from bench.datasets import get_dataset
 from bench.errors import BenchError
 from bench.train import TrainResult
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call (params: 100)
 MAX_PARAMS_PER_BATCH = 100
+EMBEDDING_PNG = "embeddings.png"  # histogram of a run's embedding values
+LOSS_CURVES = ("train_loss", "val_loss")
+SPLIT_PARTS = {"train": "training", "valid": "validation", "test": "test"}  # part: context
 PACKAGES = ("tensorflow", "keras", "optuna", "mlflow", "numpy", "pandas", "scikit-learn")
 STORE_ERRORS = (MlflowException, OSError, SQLAlchemyError)
 
@@ -141,6 +157,58 @@ def curves_to_metrics(history: dict[str, list[float]]) -> list[Metric]:
     ]
 
 
+def loss_named(history: dict[str, list[float]], loss: str) -> dict[str, list[float]]:
+    """The curves under their MLflow names: each loss curve named with its loss."""
+    return {f"{k}_{loss}" if k in LOSS_CURVES else k: v for k, v in history.items()}
+
+
+def split_inputs(split: Split) -> list[DatasetInput]:
+    """The split's non-empty parts (user and item codes, ratings) as MLflow dataset inputs,
+    named `DATASET/SPLIT/PART`, with a digest of their content and a context tag."""
+    registered = get_dataset(split.dataset)
+    source = HTTPDatasetSource(registered.url) if registered.url else CodeDatasetSource({})
+    inputs = []
+    for part, context in SPLIT_PARTS.items():
+        frame = getattr(split, part)[["user", "item", "rating"]]
+        if frame.empty:
+            continue
+        digest = hashlib.sha256(np.ascontiguousarray(frame.to_numpy("float64")).tobytes())
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=source,
+            targets="rating",
+            name=f"{split.dataset}/{split.name}/{part}",
+            digest=digest.hexdigest()[:16],
+        )
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags))
+    return inputs
+
+
+def run_config(config: Any, split: Split, options: TrainOptions) -> dict[str, Any]:
+    """Everything a run was trained with: the config, the training options, the split."""
+    return {
+        "config": config_params(config),
+        "training": {
+            "seed": options.seed,
+            "engine": options.engine,
+            "jit_compile": options.jit_compile,
+        },
+        "split": split.provenance,
+    }
+
+
+def embedding_figure(embeddings: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """One histogram of all values per embedding table."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for name, table in embeddings.items():
+        dims = table.shape[1] if table.ndim == 2 else 1
+        ax.hist(np.ravel(table), bins=60, alpha=0.6, label=f"{name} ({dims} dims)")
+    ax.set(title=title, xlabel="embedding value", ylabel="count")
+    ax.legend()
+    return fig
+
+
 def loss_curve_figure(history: dict[str, list[float]], title: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
     epochs = range(1, len(history["train_loss"]) + 1)
@@ -232,6 +300,29 @@ class Tracker:
         self.client.log_figure(run_id, figure, path)
         plt.close(figure)
 
+    def log_config(
+        self,
+        run_id: str,
+        config: Any,
+        split: Split,
+        options: TrainOptions,
+        params: dict[str, Any],
+        inputs: list[DatasetInput] | None = None,
+    ) -> None:
+        """What a run trains: `params` as MLflow params, the whole config as `config.json`,
+        the split as dataset inputs (`inputs`: prepared once by a caller with many runs)."""
+        tags = {
+            "arch": config.arch,
+            "dataset": split.dataset,
+            "split": split.name,
+            "data_sha256": split.data_sha256,
+            **environment_tags(),
+        }
+        self.log(run_id, params=params, tags=tags)
+        text = json.dumps(run_config(config, split, options), indent=2, default=str)
+        self.client.log_text(run_id, text, "config.json")
+        self.client.log_inputs(run_id, datasets=split_inputs(split) if inputs is None else inputs)
+
     def log_training(
         self,
         run_id: str,
@@ -240,28 +331,26 @@ class Tracker:
         options: TrainOptions,
         params: dict[str, Any] | None = None,
         figure: bool = True,
+        config_logged: bool = False,
     ) -> None:
         """Log one training: one batched write plus artifact files.
 
+        Unless `config_logged` (a sweep trial logs its sampled values when it starts), the
+        config's fields, the split's provenance, the options and `params` become params.
         figure=False skips the loss-curve PNG (sweep trials: the UI plots the curves anyway).
         """
-        all_params = {
-            **config_params(result.config),
-            **split.provenance,
-            "seed": options.seed,
-            "engine": options.engine,
-            "jit_compile": options.jit_compile,
-            **(params or {}),
-        }
-        tags = {
-            "arch": result.config.arch,
-            "dataset": split.dataset,
-            "split": split.name,
-            "data_sha256": split.data_sha256,
-            **environment_tags(),
-        }
-        metrics = curves_to_metrics(result.history) + as_metrics(result.final_metrics())
-        self.log(run_id, metrics, all_params, tags)
+        if not config_logged:
+            all_params = {
+                **config_params(result.config),
+                **split.provenance,
+                "seed": options.seed,
+                "engine": options.engine,
+                "jit_compile": options.jit_compile,
+                **(params or {}),
+            }
+            self.log_config(run_id, result.config, split, options, all_params)
+        curves = loss_named(result.history, result.config.loss)
+        self.log(run_id, curves_to_metrics(curves) + as_metrics(result.final_metrics()))
         for name, table in result.embedding_tables.items():
             self.client.log_text(
                 run_id, table.to_csv(index_label="stat"), f"embeddings/{name}_stats.csv"

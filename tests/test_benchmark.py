@@ -169,8 +169,10 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     results = pd.read_csv(report / "results.csv")
     assert set(results["model"]) == {"mf", "nn", "global_mean", "bias", "popularity"}
     assert set(results["fold"]) == {"u1", "u2"}
-    for name in ("report.md", "metrics.png", "loss_curves.png", "embeddings.png"):
+    for name in ("report.md", "report.html", "metrics.png", "loss_curves.png", "embeddings.png"):
         assert (report / name).is_file()
+    page = (report / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == 3 and "![" not in page
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(benchmark.EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id])
@@ -180,6 +182,12 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
         f"runs:/{mf_run.info.run_id}/model", f"sqlite:///{tmp_path / 'mlflow.db'}"
     )
     assert loaded.count_params() == (small_data.n_users + 1 + small_data.n_items + 1) * 2
+    assert len(client.get_metric_history(mf_run.info.run_id, "train_loss_mse")) == 2
+    for arch in ("mf", "nn"):
+        version = client.get_model_version_by_alias(f"recsys-{arch}-ml-100k", "benchmark")
+        assert version.tags["fold"] == "u1" and "pinned file configs.json" in version.description
+        fold_run = client.get_run(version.run_id)
+        assert fold_run.data.tags["fold"] == "u1" and fold_run.data.tags["model"] == arch
 
     assert benchmark.run(_job_args(tmp_path), small_data) == 0  # unchanged rerun: gate passes
     assert "regression gate: no metric worse" in capsys.readouterr().out

@@ -29,7 +29,8 @@ def test_quick_replication_records_three_complete_runs(real_data_dir, tmp_path, 
     assert sorted(run.data.tags["arch"] for run in runs) == sorted(ARCHS)
     for run in runs:
         assert run.info.status == "FINISHED"
-        history = client.get_metric_history(run.info.run_id, "train_loss")
+        loss = run.data.params["loss"]
+        history = client.get_metric_history(run.info.run_id, f"train_loss_{loss}")
         assert sorted(m.step for m in history) == list(range(replication.QUICK_EPOCHS))
         assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
         arch = ARCHS[run.data.tags["arch"]]

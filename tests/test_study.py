@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
+import mlflow.pyfunc
+import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from bench import study as study_module
 from bench.archs import get_arch
 from bench.config import SweepSettings
+from bench.data import make_split, read_folder
+from bench.report import log_study_plots
 from bench.storage import open_storage as make_storage
 from bench.study import run_study
+from bench.tracking import Tracker
+from tests.synthetic import synthetic_ratings, write_folder
+from tests.test_serving import SERVE
 
+NAME_SUFFIX = {"COMPLETE": "", "PRUNED": " (pruned)", "FAIL": " (failed)"}
 MLFLOW_STATUS = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAILED", "KILLED"}}
 
 
 @pytest.fixture
-def tiny(tmp_path):
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow artifacts go to ./mlruns
+
     def settings(arch: str, **changes) -> SweepSettings:
         base = SweepSettings(
             arch=arch,
@@ -53,14 +68,22 @@ def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
         assert run.data.tags["trial_number"] == str(trial.number)
         assert run.data.tags["trial_state"] == trial.state.name
         assert run.info.status in MLFLOW_STATUS[trial.state.name]
-        for name, value in trial.params.items():
-            assert run.data.params[f"optuna.{name}"] == str(value)
+        assert run.info.run_name == f"trial-{trial.number:04d}" + NAME_SUFFIX[trial.state.name]
+        assert f"**{trial.state.name}**" in run.data.tags["mlflow.note.content"]
+        assert run.data.params == {name: str(value) for name, value in trial.params.items()}
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+            f"ml-100k/seed/{part}" for part in ("train", "valid", "test")
+        }
         history = client.get_metric_history(run.info.run_id, "val_mae")
         assert len(history) == len(trial.intermediate_values)
         assert sorted(m.value for m in history) == pytest.approx(
             sorted(trial.intermediate_values.values())
         )
-        assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(history)
+        assert "config.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+        loss = trial.params["loss"]
+        assert len(client.get_metric_history(run.info.run_id, f"train_loss_{loss}")) == len(history)
+        assert not any(key.startswith(("train_loss", "val_loss")) and not key.endswith(loss)
+                       for key in run.data.metrics)  # fmt: skip
         if trial.state.name == "COMPLETE":
             assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
             assert run.data.metrics["val_mae"] == pytest.approx(trial.value)
@@ -187,3 +210,91 @@ def test_recycled_worker_processes_run_exactly_n_distinct_trials(small_split, ti
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 5
     assert_stores_agree(settings)
+
+
+class PruneFromTrialOne(optuna.pruners.BasePruner):
+    """Prunes every trial but the first after its second epoch."""
+
+    def prune(self, study, trial):
+        return trial.number > 0 and max(trial.intermediate_values, default=0) >= 1
+
+
+def test_pruned_and_failed_trials_are_recognisable_in_the_runs_table(
+    small_split, tiny, monkeypatch
+):
+    monkeypatch.setattr(study_module, "make_pruner", lambda name, max_epochs: PruneFromTrialOne())
+    settings = tiny("mf", n_trials=2, max_epochs=4)
+    study = run_study(settings, small_split)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    _, client, runs = _trials_and_runs(settings)
+    pruned = next(r for r in runs if r.data.tags.get("trial_number") == "1")
+    assert pruned.info.run_name == "trial-0001 (pruned)"
+    assert "Stopped after epoch 2 of 4" in pruned.data.tags["mlflow.note.content"]
+    assert not any(key.startswith("test_") for key in pruned.data.metrics)
+    assert_stores_agree(settings)
+
+
+@pytest.fixture
+def served_ids(tmp_path):
+    """Generated data whose raw ids include user 196 and item 242, as in MovieLens."""
+    ratings = synthetic_ratings()
+    ratings = ratings.assign(user_id=ratings["user_id"] + 180, item_id=ratings["item_id"] + 230)
+    data = read_folder(write_folder(tmp_path / "ids", ratings))
+    return make_split(data, "seed", seed=0, valid_fraction=0.1)
+
+
+def test_best_trial_is_the_champion_and_serves_where_bench_cannot_be_imported(
+    served_ids, tiny, tmp_path
+):
+    settings = tiny("mf", n_trials=3)
+    study = run_study(settings, served_ids)
+    client = MlflowClient(settings.tracking_uri)
+    version = client.get_model_version_by_alias("recsys-mf-ml-100k", "champion")
+    best = study.best_trial
+    assert version.run_id == best.user_attrs["mlflow_run_id"]
+    assert f"study {settings.name}: trial {best.number}" in version.description
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"**Best trial: {best.number}**" in note and "recsys-mf-ml-100k" in note
+    assert "- `k`: 1..256 (log scale)" in note and "Not yet" not in note
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/best_trial_embeddings.png" in plots
+    frame = pd.DataFrame({"user": [196], "item": [242]})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE, "models:/recsys-mf-ml-100k@champion", frame.to_json()],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    logged = client.get_run(best.user_attrs["mlflow_run_id"]).data.tags["rating_model_uri"]
+    expected = mlflow.pyfunc.load_model(logged).predict(frame)["rating"]
+    assert served == pytest.approx(expected.tolist())
+    assert served[0] != pytest.approx(served_ids.train["rating"].mean())  # not the fallback
+
+
+def _study_with(n_complete: int) -> optuna.Study:
+    study = optuna.create_study()
+    distributions = {
+        "k": optuna.distributions.IntDistribution(1, 256, log=True),
+        "learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True),
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(n_complete):
+        params = {"k": int(rng.integers(1, 256)), "learning_rate": float(rng.uniform(1e-4, 0.1))}
+        value = 0.7 + params["learning_rate"] + rng.normal(scale=0.01)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                  value=value))  # fmt: skip
+    return study
+
+
+@pytest.mark.parametrize(("n_complete", "importances"), [(9, False), (10, True)])
+def test_importances_need_ten_completed_trials(tmp_path, monkeypatch, n_complete, importances):
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.start_run(tracker.experiment("plots"), "parent")
+    log_study_plots(tracker, run_id, _study_with(n_complete), "val_mae")
+    plots = {a.path for a in tracker.client.list_artifacts(run_id, "plots")}
+    assert ("plots/param_importances.png" in plots) is importances
+    assert ("plots/param_importances.txt" in plots) is not importances
+    assert {"plots/optimization_history.png", "plots/parallel_coordinate.png"} <= plots

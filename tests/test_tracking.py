@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -38,7 +40,7 @@ def test_a_training_run_is_fully_recorded(small_split, tmp_path, monkeypatch):
     assert params["split"] == "seed" and params["n_test"] == str(len(small_split.test))
     assert tags["arch"] == "mf" and tags["data_sha256"] == small_split.data_sha256
     assert tags["version.tensorflow"] and tags["git_commit"]
-    curve = client.get_metric_history(run_id, "train_loss")
+    curve = client.get_metric_history(run_id, f"train_loss_{config.loss}")
     assert [m.step for m in sorted(curve, key=lambda m: m.step)] == [0, 1, 2, 3]
     assert [m.value for m in sorted(curve, key=lambda m: m.step)] == pytest.approx(
         result.history["train_loss"]
@@ -49,7 +51,19 @@ def test_a_training_run_is_fully_recorded(small_split, tmp_path, monkeypatch):
     assert len(metrics) <= 40  # curves count once: a person can read the metric list
     assert tags["dataset"] == "ml-100k" and tags["mlflow.source.name"]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
-    assert {"embeddings", "model_summary.txt", "loss_curve.png"} <= artifacts
+    assert {"embeddings", "model_summary.txt", "loss_curve.png", "config.json"} <= artifacts
+    assert not {"train_loss", "val_loss"} & set(metrics)  # curves of different losses: apart
+    written = json.loads(
+        Path(client.download_artifacts(run_id, "config.json", str(tmp_path))).read_text()
+    )
+    assert written["config"]["k"] == 2 and written["training"]["seed"] == 7
+    assert written["split"]["n_test"] == len(small_split.test)
+    inputs = {d.dataset.name: d for d in stored.inputs.dataset_inputs}
+    assert set(inputs) == {f"ml-100k/seed/{part}" for part in ("train", "valid", "test")}
+    assert [t.value for t in inputs["ml-100k/seed/train"].tags] == ["training"]
+    assert json.loads(inputs["ml-100k/seed/test"].dataset.profile)["num_rows"] == len(
+        small_split.test
+    )
     table_path = client.download_artifacts(run_id, "embeddings/item_stats.csv", str(tmp_path))
     table = pd.read_csv(table_path, index_col="stat")
     assert list(table.columns) == ["d0", "d1", "norm"]

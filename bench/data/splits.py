@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
@@ -34,6 +35,9 @@ class Split:
     n_items: int
     data_sha256: str
     files_sha256: dict[str, str] = field(default_factory=dict)
+    # the raw ids, position = code (what a served model maps raw ids with); None: unknown
+    user_ids: np.ndarray | None = field(default=None, repr=False, compare=False)
+    item_ids: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -94,4 +98,6 @@ def make_split(
         n_items=data.n_items,
         data_sha256=data.checksum,
         files_sha256=files,
+        user_ids=data.users.ids,
+        item_ids=data.items.ids,
     )
