@@ -164,6 +164,7 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     assert benchmark.run(_job_args(tmp_path), small_data) == 0
     out = capsys.readouterr().out
     assert "no earlier comparable benchmark run" in out
+    assert "nothing was compared" in (tmp_path / "report" / "report.md").read_text()
     assert "mf trails nn on rmse" in out or "mf beats nn on rmse" in out
     report = tmp_path / "report"
     results = pd.read_csv(report / "results.csv")
