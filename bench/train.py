@@ -12,6 +12,7 @@ from the same initial weights, so they learn the same model:
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,6 +184,46 @@ def predict_codes(
     return predictions
 
 
+class _Validation:
+    """The validation part as arrays (converted once, not every epoch) and its figures."""
+
+    def __init__(self, split: Split, loss: str, batch_size: int):
+        self.users, self.items, self.ratings = _inputs(split.valid)
+        self.loss, self.batch_size = loss, batch_size
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    def logs(self, model: keras.Model) -> dict[str, float]:
+        y_pred = predict_codes(model, self.users, self.items, self.batch_size)
+        val_mae, val_rmse = mae_rmse(self.ratings, y_pred)
+        val_loss = val_mae if self.loss == "mae" else val_rmse**2
+        return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
+
+
+def _run_epochs(model, runner, config, split, options, on_epoch_end):
+    """Every epoch: train, check for divergence, validate, report; (history, seconds)."""
+    validation = _Validation(split, config.loss, options.eval_batch_size)
+    history: dict[str, list[float]] = defaultdict(list)
+    epoch_seconds = []
+    for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
+        epoch_start = time.perf_counter()
+        logs = {"train_loss": runner.run_epoch(order)}
+        epoch_seconds.append(time.perf_counter() - epoch_start)
+        if not np.isfinite(logs["train_loss"]):
+            raise TrainingDiverged(
+                f"{config.arch}: train loss is {logs['train_loss']} at epoch {epoch}; "
+                f"lower the learning rate or add regularisation"
+            )
+        if len(validation):
+            logs.update(validation.logs(model))
+        for name, value in logs.items():
+            history[name].append(value)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+    return dict(history), epoch_seconds
+
+
 def train(
     config: Any,
     split: Split,
@@ -199,43 +240,17 @@ def train(
     keras.utils.set_random_seed(options.seed)
     model = arch.build(config, split.n_users, split.n_items)
     if options.engine == "fit":
-        epochs_runner = _PlainFitEpochs(model, config, split.train)
+        runner = _PlainFitEpochs(model, config, split.train)
     else:
         jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
-        epochs_runner = _CompiledEpochs(model, config, split.train, jit)
-    batch = options.eval_batch_size
-    valid_users, valid_items, valid_ratings = _inputs(split.valid)  # once, not every epoch
-    has_valid = len(split.valid) > 0
-    history: dict[str, list[float]] = {"train_loss": []}
-    if has_valid:
-        history.update(val_loss=[], val_mae=[], val_rmse=[])
-
+        runner = _CompiledEpochs(model, config, split.train, jit)
     start = time.perf_counter()
-    epoch_seconds = []
-    for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
-        epoch_start = time.perf_counter()
-        logs = {"train_loss": epochs_runner.run_epoch(order)}
-        epoch_seconds.append(time.perf_counter() - epoch_start)
-        if not np.isfinite(logs["train_loss"]):
-            raise TrainingDiverged(
-                f"{config.arch}: train loss is {logs['train_loss']} at epoch {epoch}; "
-                f"lower the learning rate or add regularisation"
-            )
-        if has_valid:
-            y_pred = predict_codes(model, valid_users, valid_items, batch)
-            val_mae, val_rmse = mae_rmse(valid_ratings, y_pred)
-            val_loss = val_mae if config.loss == "mae" else val_rmse**2
-            logs.update(val_loss=val_loss, val_mae=val_mae, val_rmse=val_rmse)
-        for name, value in logs.items():
-            history[name].append(value)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, logs)
+    history, epoch_seconds = _run_epochs(model, runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start
-
     test_users, test_items, test_ratings = _inputs(split.test)
     test = {}
     if len(test_ratings):  # nested tuning's splits have no test part
-        test_pred = predict_codes(model, test_users, test_items, batch)
+        test_pred = predict_codes(model, test_users, test_items, options.eval_batch_size)
         test = rating_metrics(test_ratings, test_pred, "test", split.scale)
     embeddings = {  # without the spare last row, which no code reaches
         name: model.get_layer(layer).get_weights()[0][:-1]
