@@ -1,4 +1,4 @@
-"""The `bench` command: replicate, sweep, benchmark, recommend, data."""
+"""The `bench` command: replicate, sweep, benchmark, recommend, data, study."""
 
 from __future__ import annotations
 
@@ -9,20 +9,23 @@ from collections.abc import Callable
 import matplotlib
 from mlflow.exceptions import MlflowException
 
+from bench import signals
 from bench.errors import BenchError
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2."""
+    """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2.
+    SIGTERM stops it as Ctrl-C does: one line, exit 143 (130 for Ctrl-C)."""
     matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
-        return main(argv)
+        with signals.handled():
+            return main(argv)
     except (BenchError, MlflowException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(signals.describe(exc), file=sys.stderr)
+        return signals.exit_code(exc)
 
 
 def _command(module: str) -> Callable[[list[str] | None], int]:
@@ -40,6 +43,7 @@ COMMANDS = {
     "benchmark": _command("bench.benchmark"),
     "recommend": _command("bench.recommend"),
     "data": _command("bench.datacli"),
+    "study": _command("bench.repair"),
 }
 
 
