@@ -133,8 +133,8 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     control = control or SweepControl()
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
-    tracker = Tracker(tracking_uri)
-    with tracking_setup_lock(tracking_uri):
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        tracker = Tracker(tracking_uri)
         experiment_id = tracker.experiment(settings.name)
         sqlite_wal(tracking_uri)
     identity = _identity(settings)

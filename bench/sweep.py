@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from bench.fleet import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
 from bench.metrics import TUNABLE
 from bench.report import summarise
-from bench.storage import STORAGE_ENV, is_database, resolve_storage
+from bench.storage import STORAGE_ENV, is_database, resolve_storage, tracking_setup_lock
 from bench.study import run_study
 from bench.tracking import Tracker, resolve_tracking_uri
 
@@ -155,7 +155,9 @@ def control_for(args: argparse.Namespace) -> SweepControl:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
-    client = Tracker(args.tracking_uri).client
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        client = Tracker(tracking_uri).client
     metric = args.metric.upper()
     rows = []
     for arch in archs:
