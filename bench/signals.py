@@ -79,6 +79,7 @@ def handled() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _State.received, _State.pending = None, False
 
 
 @contextlib.contextmanager
