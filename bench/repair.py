@@ -29,7 +29,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench study", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     repair = commands.add_parser("repair", help="fail trials that stopped processes left running")
-    repair.add_argument("--storage", help="Optuna storage (default: $BENCH_STORAGE)")
+    repair.add_argument(
+        "--storage",
+        help="Optuna storage (default: $BENCH_STORAGE, else optuna-journal.log beside the "
+        "MLflow SQLite file)",
+    )
     repair.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     repair.add_argument("--study", help="one study (default: every study in the storage)")
     repair.add_argument(

@@ -36,12 +36,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with --study-trials alone: until the study holds that many)",
     )
     parser.add_argument(
-        "--study-trials",
-        type=int,
-        help="stop once the study holds N started trials, counting every invocation's "
-        "(complete, pruned, failed and running ones)",
-    )
-    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULTS.timeout,
@@ -66,6 +60,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
     parser.add_argument("--data-dir", help="MovieLens-100k folder (default: $BENCH_DATA_DIR)")
+    add_fleet_flags(parser)
+    args = parser.parse_args(argv)
+    validate(args)
+    return args
+
+
+def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags for one study run by several invocations (README: several machines)."""
+    parser.add_argument(
+        "--study-trials",
+        type=int,
+        help="stop once the study holds N started trials, counting every invocation's "
+        "(complete, pruned, failed and running ones)",
+    )
     parser.add_argument(
         "--heartbeat-interval",
         type=int,
@@ -78,9 +86,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_GRACE_S,
         help="seconds without a heartbeat after which a trial is failed",
     )
-    args = parser.parse_args(argv)
-    validate(args)
-    return args
 
 
 def validate(args: argparse.Namespace) -> None:

@@ -107,8 +107,12 @@ def test_rerun_fails_the_trial_of_a_killed_parent_in_both_stores(sweep, tmp_path
     assert any(repaired in line for line in rerun.lines())
 
 
-def test_three_invocations_started_at_once_share_one_fresh_study(sweep, tmp_path):
+@pytest.mark.parametrize("optuna_store", ["journal", "sqlite"])
+def test_three_invocations_started_at_once_share_one_fresh_study(sweep, tmp_path, optuna_store):
     stores, flags = sweep
+    if optuna_store == "sqlite":  # Optuna in SQLite beside MLflow's, heartbeats on (default)
+        stores = Stores(f"sqlite:///{tmp_path}/optuna.db", stores.tracking_uri)
+        flags = [*flags, "--storage", stores.storage]
     invocations = [start(tmp_path, f"s{i}", *flags, "--trials", "2") for i in range(3)]
     assert [i.wait() for i in invocations] == [0, 0, 0], [i.stderr for i in invocations]
     trials, _ = assert_stores_agree(stores)
