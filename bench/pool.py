@@ -110,7 +110,8 @@ class Pool:
                 self._ended(slot)
         time_left = None if self.deadline is None else self.deadline - time.monotonic()
         for slot in self.slots:
-            if slot.process is None and slot.remaining > 0 and (time_left or 1) > 0:
+            in_time = time_left is None or time_left > 0
+            if slot.process is None and slot.remaining > 0 and in_time:
                 if not self.exhausted and not self.hooks.budget_left():
                     self.exhausted = True
                 if not self.exhausted:
@@ -126,8 +127,8 @@ class Pool:
             self.threads,
         )
         process = self.context.Process(target=self.target, args=(*self.args, job, self.stop_event))
-        with signals.ignored():  # until the worker installs its handlers
-            process.start()
+        with signals.ignored():  # until the worker installs its handlers (a signal in
+            process.start()  # these few milliseconds is lost; the group's others stop it)
         self.pids.add(process.pid)
         slot.remaining -= job.n_trials
         slot.generation += 1
