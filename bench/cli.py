@@ -1,4 +1,4 @@
-"""The `bench` command: replicate, sweep, benchmark, recommend, data; the studies' scripts.
+"""The `bench` command: replicate, sweep, benchmark, recommend, data, study; the studies' scripts.
 
 Every command and script starts here, so that its output is set before TensorFlow loads:
 quiet by default, the libraries' logging with `-v`/`--verbose` (see `bench.verbosity`).
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import matplotlib
 from mlflow.exceptions import MlflowException
 
-from bench import verbosity
+from bench import signals, verbosity
 from bench.errors import BenchError
 
 
@@ -21,18 +21,20 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2.
 
     `-v`/`--verbose` anywhere in argv (default: sys.argv[1:]) keeps the libraries' logging.
+    SIGTERM stops it as Ctrl-C does: one line, exit 143 (130 for Ctrl-C).
     """
     argv, verbose = verbosity.split_flags(sys.argv[1:] if argv is None else argv)
     verbosity.apply(verbose)
     matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
-        return main(argv)
+        with signals.handled():
+            return main(argv)
     except (BenchError, MlflowException) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(signals.describe(exc), file=sys.stderr)
+        return signals.exit_code(exc)
 
 
 def _command(module: str) -> Callable[[list[str] | None], int]:
@@ -55,6 +57,7 @@ COMMANDS = {
     "benchmark": _command("bench.benchmark"),
     "recommend": _command("bench.recommend"),
     "data": _command("bench.datacli"),
+    "study": _command("bench.repair"),
 }
 
 

@@ -91,10 +91,13 @@ MAX_PARALLEL_PARAMS = 8  # a parallel-coordinate plot with more axes is unreadab
 PLOT_SIZE = (10, 5.5)
 
 
-def log_study_summary(tracker: Tracker, run_id: str, study: optuna.Study) -> None:
+def log_study_summary(
+    tracker: Tracker, run_id: str, study: optuna.Study, register: bool = True
+) -> None:
     """On the parent run: the best trial's metrics and params (as tags), the trial table,
-    plots, the best trial's embedding histogram, its model registered as champion, and the
-    description's result part."""
+    plots, the best trial's embedding histogram, its model registered as champion (when
+    `register`: by the invocation that closes the parent run), and the description's
+    result part."""
     client = tracker.client
     metric = _name_the_metric(study)
     summary = summarise(client, study)
@@ -111,7 +114,8 @@ def log_study_summary(tracker: Tracker, run_id: str, study: optuna.Study) -> Non
         client.log_text(run_id, table.to_csv(index=False), "trials.csv")
         log_study_plots(tracker, run_id, study, metric)
         _copy_best_embeddings(client, run_id, best)
-        champion = register_best(client, study, best, metric)
+        if register:
+            champion = register_best(client, study, best, metric)
     note = client.get_run(run_id).data.tags.get(NOTE, "")
     result = study_result(summary, metric, champion)
     tracker.log(run_id, tags={NOTE: with_result(note, result)})

@@ -15,6 +15,7 @@ says which caller did the set-up.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -24,7 +25,7 @@ import socket
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 import optuna
@@ -34,8 +35,9 @@ from optuna.exceptions import (
     StorageInternalError,
     UpdateFinishedTrialError,
 )
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -61,6 +63,7 @@ POSTGRES_FORM = "postgresql+psycopg://user@host:5432/db"
 URL_FORMS = f"{POSTGRES_FORM}, sqlite:///path/to/optuna.db, or a journal file path"
 RACES = (IntegrityError, OperationalError, StorageInternalError)
 PASSWORD_PATTERN = re.compile(r"(://[^:/@]*:)([^@]*)@")  # for URLs SQLAlchemy can't parse
+OWNED_ATTRS = ("host", "pid", "mlflow_run_id")  # a trial's owner process and MLflow run
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -182,14 +185,30 @@ def _open_storage(url: str, heartbeat_interval, grace_period) -> optuna.storages
         )
 
 
+RetryCallback = getattr(  # Optuna 4.9 renamed it
+    optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback
+)
+
+
+class RetryStaleTrial(RetryCallback):
+    """Re-enqueue a heartbeat-stale trial's parameters once, without the user attrs that
+    name its dead owner and its MLflow run: the retry is a new trial with its own."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.copy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in OWNED_ATTRS}
+        super().__call__(study, trial)
+
+
 def _retry_callback(heartbeat_interval: int | None) -> dict:
-    """Re-enqueue a heartbeat-stale trial's parameters once (Optuna 4.9 renamed both)."""
     if heartbeat_interval is None:
         return {}
-    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-        return {"heartbeat_stale_trial_callback": callback}
-    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+    name = (
+        "heartbeat_stale_trial_callback"
+        if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+        else "failed_trial_callback"
+    )
+    return {name: RetryStaleTrial(max_retry=1)}
 
 
 def engine_kwargs(url: str) -> dict:
@@ -466,30 +485,84 @@ def _is_zombie(pid: int) -> bool:
 
 
 def fail_stale_trials(
-    study: optuna.Study, is_alive: Callable[[int], bool] = pid_alive
+    study: optuna.Study,
+    is_alive: Callable[[int], bool] = pid_alive,
+    mine: Collection[int] = (),
 ) -> list[int]:
     """Set FAIL on running trials owned by dead processes on this host; their numbers.
 
     For storages without heartbeats (the journal file): a trial's owner is known from the
     user attrs of `trial_owner_attrs()`; trials without them, or of other hosts, are left.
+    Trials of the processes in `mine` (this invocation's, all done) fail even if alive.
     """
+    return [t.number for t in stale_trials(study, is_alive, mine) if fail_trial(study, t)]
+
+
+def stale_trials(
+    study: optuna.Study,
+    is_alive: Callable[[int], bool] = pid_alive,
+    mine: Collection[int] = (),
+) -> list[FrozenTrial]:
+    """The running trials that `fail_stale_trials` would fail, as they are now."""
     host = socket.gethostname()
-    failed = []
+    stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") != host or not isinstance(pid, int) or is_alive(pid):
+        if trial.user_attrs.get("host") != host or not isinstance(pid, int):
             continue
-        if _fail_trial(study, trial._trial_id):
-            failed.append(trial.number)
+        if pid in mine or not is_alive(pid):
+            stale.append(trial)
+    return stale
+
+
+def fail_trial(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Set FAIL on a running trial; False if it finished meanwhile (or another process
+    failed it first)."""
+    try:
+        return bool(study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL))
+    except UpdateFinishedTrialError:
+        return False
+
+
+def has_heartbeats(study: optuna.Study) -> bool:
+    return is_heartbeat_enabled(study._storage)
+
+
+def grace_period_of(study: optuna.Study) -> int | None:
+    """The storage's grace period in seconds (Optuna's default: two heartbeat intervals)."""
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return None
+    return getattr(storage, "grace_period", None) or 2 * storage.get_heartbeat_interval()
+
+
+def fail_heartbeat_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Optuna's `fail_stale_trials`, returning the trials this call failed (as they were
+    while running, with their owner attrs) after running the storage's retry callback."""
+    storage = study._storage
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        trial = storage.get_trial(trial_id)
+        if trial.state == TrialState.RUNNING and fail_trial(study, trial):
+            failed.append(trial)
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for trial in failed if retry is not None else ():
+        retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
     return failed
 
 
-def _fail_trial(study: optuna.Study, trial_id: int) -> bool:
-    try:
-        study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
-    except UpdateFinishedTrialError:  # it finished, or another process failed it first
-        return False
-    return True
+@contextlib.contextmanager
+def tracking_setup_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialise the first use of an MLflow SQLite file among processes (MLflow creates its
+    tables then, and simultaneous creations fail); other stores need no lock."""
+    path = tracking_uri.removeprefix("sqlite:///")
+    if not tracking_uri.startswith("sqlite:///") or not Path(path).parent.is_dir():
+        yield  # a server serialises itself; a missing folder is MLflow's error to report
+        return
+    with file_lock(path + CREATE_LOCK_SUFFIX, tracking_uri):
+        yield
 
 
 def sqlite_wal(tracking_uri: str) -> None:

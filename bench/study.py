@@ -2,40 +2,54 @@
 
 The parent process creates the Optuna study, the MLflow experiment and the study's parent
 run before any worker starts (concurrent creation races on schema set-up); workers only
-load them. Trials minimise the validation metric; test metrics are computed and logged to
-MLflow for every finished trial but never stored in Optuna, so the sampler and the pruner
-cannot see them.
+load them. Several invocations (machines) may run one study at once: the set-up runs
+once under the storage's lock, a joiner must bring the study's settings, and the parent
+run is closed by the invocation that ends last (see `bench.fleet`, `bench.stale`).
+Trials minimise the validation metric; test metrics are computed and logged to MLflow for
+every finished trial but never stored in Optuna, so the sampler and the pruner cannot see
+them.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
+import signal
+import socket
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
 
 import keras
 import optuna
 import tensorflow as tf
-from tqdm import tqdm
 
+from bench import signals
 from bench.archs import get_arch
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
 from bench.describe import PRUNERS, study_description, trial_description, trial_running
 from bench.errors import BenchError
+from bench.fleet import (
+    SweepControl,
+    budget_callbacks,
+    budget_left,
+    invocation_stream,
+    sampler_seed,
+    space_version,
+)
+from bench.pool import Pool, WorkerJob
+from bench.progress import Progress, say
 from bench.report import log_study_summary
 from bench.serving import RATING_MODEL, RATING_MODEL_TAG, Fallback, log_rating_model
+from bench.stale import Reconciler, after_trial_pass
 from bench.storage import (
     create_or_load_study,
-    fail_stale_trials,
-    is_database,
     open_storage,
     redact,
     resolve_storage,
     sqlite_wal,
+    tracking_setup_lock,
     trial_owner_attrs,
 )
 from bench.tracking import (
@@ -57,11 +71,11 @@ FINISHED_STATES = (
 )
 
 
-def make_sampler(seed: int, stream: tuple[int, ...]) -> optuna.samplers.BaseSampler:
+def make_sampler(seed: int, stream: tuple) -> optuna.samplers.BaseSampler:
     """TPE seeded per sampler stream (invocation, worker, process generation), so no two
-    samplers draw the same sequence: a resumed study, a second worker or a recycled worker
-    process with the first one's seed would repeat its random start-up trials."""
-    return optuna.samplers.TPESampler(seed=hash((seed, *stream)) % 2**32)
+    samplers draw the same sequence: a joining invocation, a second worker or a recycled
+    worker process with the first one's seed would repeat its random start-up trials."""
+    return optuna.samplers.TPESampler(seed=sampler_seed(seed, stream))
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -82,6 +96,13 @@ class Prepared:
     experiment_id: str
     parent_run_id: str
     trials_before: int
+    created: bool = False  # this invocation created the study (plain sampler stream)
+    control: SweepControl = field(default_factory=SweepControl)
+    stream: tuple = (0,)  # this invocation's sampler stream (bench.fleet)
+
+
+# what a study made before a setting was stored is taken to have used
+MISSING_IDENTITY = {"dataset": "ml-100k", "pruner": "median", "max_epochs": None}
 
 
 def _identity(settings: SweepSettings) -> dict:
@@ -93,20 +114,40 @@ def _identity(settings: SweepSettings) -> dict:
         "metric": settings.metric,
         "seed": settings.seed,
         "valid_fraction": settings.valid_fraction,
+        "pruner": settings.pruner,
+        "max_epochs": settings.max_epochs,
+        "space_version": space_version(get_arch(settings.arch)),
     }
 
 
-def prepare(settings: SweepSettings, split: Split) -> Prepared:
+def _check_identity(study: optuna.Study, identity: dict, storage_url: str) -> None:
+    """Refuse, in one line naming what differs, to join a study made with other settings."""
+    missing = {**MISSING_IDENTITY, "space_version": identity["space_version"]}
+    stored = {key: study.user_attrs.get(key, missing.get(key)) for key in identity}
+    differ = [key for key in identity if stored[key] != identity[key]]
+    if differ:
+        theirs = ", ".join(f"{key}={stored[key]!r}" for key in differ)
+        ours = ", ".join(f"{key}={identity[key]!r}" for key in differ)
+        raise BenchError(
+            f"study {study.study_name!r} in {redact(storage_url)} was created with {theirs}, "
+            f"not {ours}; pass another --study-name or the study's own settings"
+        )
+
+
+def prepare(settings: SweepSettings, split: Split, control: SweepControl | None = None) -> Prepared:
     """Create or join the study, its MLflow experiment and parent run.
 
     The one-off set-up (settings, trial 0, parent run) runs exactly once, under the
-    storage's creation lock, however many invocations start at the same moment.
+    storage's creation lock, however many invocations start at the same moment. Trials
+    left running by dead processes are failed in both stores first.
     """
+    control = control or SweepControl()
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
-    tracker = Tracker(tracking_uri)
-    experiment_id = tracker.experiment(settings.name)
-    sqlite_wal(tracking_uri)
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        tracker = Tracker(tracking_uri)
+        experiment_id = tracker.experiment(settings.name)
+        sqlite_wal(tracking_uri)
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:
@@ -121,35 +162,24 @@ def prepare(settings: SweepSettings, split: Split) -> Prepared:
         parent = _create_parent_run(tracker, experiment_id, settings, split)
         study.set_user_attr("mlflow_parent_run_id", parent)
 
-    study, _ = create_or_load_study(storage_url, settings.name, initialise=initialise)
-    stored = {
-        key: study.user_attrs.get(key, "ml-100k" if key == "dataset" else None) for key in identity
-    }  # studies made before data sets were registered: ml-100k
-    if stored != identity:
-        raise BenchError(
-            f"study {settings.name!r} in {redact(storage_url)} was created with {stored}, not "
-            f"{identity}; pass another --study-name or the original settings"
-        )
-    if not is_database(storage_url):
-        _fail_stale(tracker, study)
+    interval, grace = control.heartbeat(storage_url)
+    study, created = create_or_load_study(
+        storage_url,
+        settings.name,
+        heartbeat_interval=interval,
+        grace_period=grace,
+        initialise=initialise,
+    )
+    _check_identity(study, identity, storage_url)
+    for repair in Reconciler(study, tracker, experiment_id).run(full=True):
+        say(repair.line(settings.name))
     parent_run_id = study.user_attrs["mlflow_parent_run_id"]
     tracker.client.update_run(parent_run_id, status="RUNNING")
     trials_before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
     return Prepared(
-        settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before
-    )
-
-
-def _fail_stale(tracker: Tracker, study: optuna.Study) -> None:
-    """Trials left RUNNING by dead processes on this host become FAIL in both stores (the
-    journal file has no heartbeats)."""
-    for number in fail_stale_trials(study):
-        run_id = study.trials[number].user_attrs.get("mlflow_run_id")
-        if run_id:
-            host, pid = (study.trials[number].user_attrs.get(k) for k in ("host", "pid"))
-            tags = {"trial_state": "FAIL", "error": f"process {pid} on {host} died"}
-            tracker.log(run_id, tags=tags)
-            tracker.end(run_id, "FAILED")
+        settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before,
+        created, control, invocation_stream(created),
+    )  # fmt: skip
 
 
 def _create_parent_run(
@@ -304,42 +334,55 @@ class Objective:
         return value < best
 
 
-@dataclass(frozen=True)
-class WorkerJob:
-    """One worker process's share: `n_trials` trials, stopping at `timeout` seconds."""
-
-    worker: int
-    generation: int
-    n_trials: int
-    timeout: float | None
-    threads: int | None = None
+def load(prepared: Prepared) -> optuna.Study:
+    """The study, through a storage with this invocation's heartbeat settings."""
+    interval, grace = prepared.control.heartbeat(prepared.storage_url)
+    return optuna.load_study(
+        study_name=prepared.settings.name,
+        storage=open_storage(prepared.storage_url, interval, grace),
+    )
 
 
-def run_worker(prepared: Prepared, split: Split, job: WorkerJob) -> None:
-    """Load the study and run the job's trials in this process."""
+def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | None = None) -> None:
+    """Load the study and run the job's trials in this process (until the study-wide
+    budget is spent or `stop` is set), with the stale-trial pass after each trial."""
     if job.threads:
         tf.config.threading.set_intra_op_parallelism_threads(job.threads)
         tf.config.threading.set_inter_op_parallelism_threads(job.threads)
-    settings = prepared.settings
+    settings, control = prepared.settings, prepared.control
     max_epochs = settings.max_epochs or get_arch(settings.arch).max_epochs
+    interval, grace = control.heartbeat(prepared.storage_url)
     study = optuna.load_study(
         study_name=settings.name,
-        storage=open_storage(prepared.storage_url),
-        sampler=make_sampler(settings.seed, (prepared.trials_before, job.worker, job.generation)),
+        storage=open_storage(prepared.storage_url, interval, grace),
+        sampler=make_sampler(settings.seed, (*prepared.stream, job.worker, job.generation)),
         pruner=make_pruner(settings.pruner, max_epochs),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signals.quiet_optuna_interrupts()
+    if not budget_left(study, control.study_trials):
+        return
+    reconciler = Reconciler(study, Tracker(prepared.tracking_uri), prepared.experiment_id)
+    callbacks = [*budget_callbacks(control.study_trials), after_trial_pass(reconciler, stop)]
     study.optimize(
-        Objective(prepared, split), n_trials=job.n_trials, timeout=job.timeout, catch=(Exception,)
+        Objective(prepared, split),
+        n_trials=job.n_trials,
+        timeout=job.timeout,
+        catch=(Exception,),
+        callbacks=callbacks,
     )
 
 
-def _worker_process(prepared: Prepared, split: Split, job: WorkerJob) -> None:
-    """Entry point of a worker process: Ctrl-C ends it quietly once its trial is marked."""
+def _worker_process(prepared: Prepared, split: Split, job: WorkerJob, stop: Event) -> None:
+    """Entry point of a worker process: an interrupt ends it quietly once its trial is
+    marked, with exit status 130 (SIGINT) or 143 (SIGTERM)."""
     try:
-        run_worker(prepared, split, job)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
+        signals.install_in_worker()
+        if stop.is_set():  # the parent was interrupted while this process started
+            raise signals.Interrupted(signal.SIGTERM)
+        run_worker(prepared, split, job, stop)
+    except KeyboardInterrupt as exc:
+        raise SystemExit(signals.exit_code(exc)) from None
 
 
 def load_split(settings: SweepSettings) -> Split:
@@ -354,111 +397,122 @@ def _share(n_trials: int, workers: int) -> list[int]:
     return [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
 
 
-def _watch(prepared: Prepared, total: int, already: int, stop: threading.Event) -> None:
-    """A progress bar fed by polling the study: trials done, best value, time left."""
+def _watch(prepared: Prepared, deadline: float | None) -> Progress:
+    """This invocation's progress (a bar, or one line per trial when not on a terminal)."""
     settings = prepared.settings
-    study = optuna.load_study(study_name=settings.name, storage=open_storage(prepared.storage_url))
-    deadline = time.monotonic() + settings.timeout if settings.timeout else None
-    with tqdm(total=total, desc=settings.name, unit="trial") as bar:
-        while True:
-            finished = study.get_trials(deepcopy=False, states=FINISHED_STATES)
-            bar.n = min(total, len(finished) - already)
-            complete = [t.value for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
-            postfix = {"best": f"{min(complete):.4f}" if complete else "-"}
-            if deadline is not None:
-                postfix["left"] = f"{max(0.0, deadline - time.monotonic()):.0f}s"
-            bar.set_postfix(postfix)
-            if stop.wait(1.0):
-                bar.refresh()
-                return
+    return Progress(
+        lambda: load(prepared),
+        settings.name,
+        settings.n_trials,
+        prepared.control.study_trials,
+        deadline,
+    )
 
 
-def run_study(settings: SweepSettings, split: Split | None = None) -> optuna.Study:
-    """Create or resume the study and run it with settings.workers processes.
+def run_study(
+    settings: SweepSettings, split: Split | None = None, control: SweepControl | None = None
+) -> optuna.Study:
+    """Create or join the study and run this invocation's trials with settings.workers
+    processes.
 
     The split is loaded once here (from settings unless given) and handed to the workers.
     """
     split = split if split is not None else load_split(settings)
-    prepared = prepare(settings, split)
-    stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch, args=(prepared, settings.n_trials, prepared.trials_before, stop)
-    )
-    watcher.start()
+    prepared = prepare(settings, split, control)
+    started = time.monotonic()
+    progress = _watch(prepared, started + settings.timeout if settings.timeout else None)
+    progress.pids.add(os.getpid())
     status = "KILLED"
     try:
-        recycle = settings.trials_per_process and settings.n_trials > settings.trials_per_process
-        if settings.workers == 1 and not recycle:
-            run_worker(prepared, split, WorkerJob(0, 0, settings.n_trials, settings.timeout))
-        else:
-            _run_processes(prepared, split)
+        with progress:
+            recycle = (
+                settings.trials_per_process and settings.n_trials > settings.trials_per_process
+            )
+            if settings.workers == 1 and not recycle:
+                run_worker(prepared, split, WorkerJob(0, 0, settings.n_trials, settings.timeout))
+            else:
+                _run_processes(prepared, split, progress.pids)
         status = "FINISHED"
     finally:
-        stop.set()
-        watcher.join()
-        finish_parent(prepared, status)
-    return optuna.load_study(study_name=settings.name, storage=open_storage(prepared.storage_url))
+        finish_parent(prepared, status, mine=frozenset(progress.pids))
+    study = load(prepared)
+    _say_why_short(prepared, study, progress.mine, time.monotonic() - started)
+    return study
 
 
-def _run_processes(prepared: Prepared, split: Split) -> None:
+def _say_why_short(prepared: Prepared, study: optuna.Study, done: int, elapsed: float) -> None:
+    """One line when the timeout or the study-wide budget ended this invocation early."""
+    settings, study_trials = prepared.settings, prepared.control.study_trials
+    if done >= settings.n_trials:
+        return
+    if not budget_left(study, study_trials):
+        say(f"{settings.name}: the study holds its {study_trials} trials (--study-trials)")
+    elif settings.timeout and elapsed >= settings.timeout:
+        say(
+            f"{settings.name}: the {settings.timeout:g} s timeout ended this run after "
+            f"{done} of its {settings.n_trials} trials; rerun the command to add more"
+        )
+
+
+class _StudyHooks:
+    """What the worker pool asks of the study (bench.pool.PoolHooks)."""
+
+    def __init__(self, prepared: Prepared):
+        self.prepared = prepared
+        self.study = load(prepared)
+        self.tracker = Tracker(prepared.tracking_uri)
+
+    def fail_owned(self, pid: int) -> list[int]:
+        reconciler = Reconciler(self.study, self.tracker, self.prepared.experiment_id)
+        repairs = reconciler.run(mine=frozenset({pid}))
+        return sorted(r.number for r in repairs)
+
+    def done_by(self, pid: int) -> int:
+        host = socket.gethostname()
+        finished = self.study.get_trials(deepcopy=False, states=FINISHED_STATES)
+        return sum(t.user_attrs.get("pid") == pid and t.user_attrs.get("host") == host
+                   for t in finished)  # fmt: skip
+
+    def budget_left(self) -> bool:
+        return budget_left(self.study, self.prepared.control.study_trials)
+
+
+def _run_processes(prepared: Prepared, split: Split, pids: set[int] | None = None) -> None:
     """settings.workers slots, each running its share of trials in a sequence of worker
     processes of at most settings.trials_per_process trials: TensorFlow keeps native memory
-    (compiled functions, XLA executables) for each trial's model until its process exits."""
+    (compiled functions, XLA executables) for each trial's model until its process exits.
+    A dead worker is replaced; an interrupt is forwarded to the workers (bench.pool)."""
     settings = prepared.settings
-    threads = max(1, (os.cpu_count() or 1) // settings.workers)
-    per_process = settings.trials_per_process or settings.n_trials
-    deadline = time.monotonic() + settings.timeout if settings.timeout else None
-    remaining = _share(settings.n_trials, settings.workers)
-    generations = [0] * settings.workers
-    running: dict[int, multiprocessing.Process] = {}
-    context = multiprocessing.get_context("spawn")
-    try:
-        while True:
-            for worker, process in list(running.items()):
-                if not process.is_alive():
-                    process.join()
-                    del running[worker]
-                    _check_exit(process.exitcode)
-            time_left = None if deadline is None else deadline - time.monotonic()
-            for worker in range(settings.workers):
-                if worker in running or remaining[worker] == 0 or (time_left or 1) <= 0:
-                    continue
-                job = WorkerJob(
-                    worker,
-                    generations[worker],
-                    min(per_process, remaining[worker]),
-                    time_left,
-                    threads,
-                )
-                remaining[worker] -= job.n_trials
-                generations[worker] += 1
-                running[worker] = context.Process(
-                    target=_worker_process, args=(prepared, split, job)
-                )
-                running[worker].start()
-            if not running:
-                return
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for process in running.values():  # they got the same SIGINT; let them mark trials
-            process.join(timeout=30)
-        raise
-
-
-def _check_exit(code: int | None) -> None:
-    if code == 130:
-        raise KeyboardInterrupt
-    if code != 0:
-        raise BenchError(f"a worker process exited with code {code}; see its output above")
-
-
-def finish_parent(prepared: Prepared, status: str) -> None:
-    """Record the best trial and Optuna's plots on the parent run, then close it."""
-    tracker = Tracker(prepared.tracking_uri)
-    study = optuna.load_study(
-        study_name=prepared.settings.name, storage=open_storage(prepared.storage_url)
+    pool = Pool(
+        _worker_process,
+        (prepared, split),
+        _StudyHooks(prepared),
+        _share(settings.n_trials, settings.workers),
+        settings.trials_per_process or settings.n_trials,
+        time.monotonic() + settings.timeout if settings.timeout else None,
+        pids,
     )
-    try:
-        log_study_summary(tracker, prepared.parent_run_id, study)
-    finally:
-        tracker.end(prepared.parent_run_id, status)
+    pool.run()
+
+
+def finish_parent(prepared: Prepared, status: str, mine: frozenset[int] = frozenset()) -> None:
+    """Fail what this invocation's processes (`mine`, all ended) left running, record the
+    best trial and Optuna's plots on the parent run, and close it unless a trial of
+    another invocation still runs (that invocation closes it when it ends)."""
+    name = prepared.settings.name
+    tracker = Tracker(prepared.tracking_uri)
+    study = load(prepared)
+    with signals.deferred():
+        for repair in Reconciler(study, tracker, prepared.experiment_id).run(mine, full=True):
+            say(repair.line(name))
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        try:
+            log_study_summary(tracker, prepared.parent_run_id, study, register=not running)
+        finally:
+            if running:
+                say(
+                    f"{name}: {len(running)} trial(s) of other runs still running; the parent "
+                    "run stays RUNNING until the last of them ends"
+                )
+            else:
+                tracker.end(prepared.parent_run_id, status)

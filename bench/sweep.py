@@ -1,7 +1,8 @@
 """Tune each registered architecture with Optuna on a validation split, tracked in MLflow.
 
 Rerunning the same command continues the same study (the post's settings are trial 0,
-enqueued once). The timeout applies to each architecture.
+enqueued once), and the same command on several machines with one database storage runs
+one study together. The timeout applies to each architecture.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from bench.archs import ARCHS, get_arch
 from bench.config import SweepSettings
 from bench.datasets import DEFAULT, get_dataset
 from bench.errors import BenchError
+from bench.fleet import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
 from bench.metrics import TUNABLE
 from bench.report import summarise
+from bench.storage import STORAGE_ENV, is_database, resolve_storage, tracking_setup_lock
 from bench.study import run_study
-from bench.tracking import Tracker
+from bench.tracking import Tracker, resolve_tracking_uri
 
 DEFAULTS = SweepSettings(arch="mf")
 
@@ -27,7 +30,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", choices=[*ARCHS, "all"], default="all")
     parser.add_argument("--dataset", default=DEFAULT, help="registered data set (bench data list)")
     parser.add_argument(
-        "--trials", type=int, default=DEFAULTS.n_trials, help="trials per architecture"
+        "--trials",
+        type=int,
+        help=f"this invocation's trials per architecture (default {DEFAULTS.n_trials}; "
+        "with --study-trials alone: until the study holds that many)",
     )
     parser.add_argument(
         "--timeout",
@@ -48,19 +54,76 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-epochs", type=int, help="cap on sampled epochs (smoke runs)")
     parser.add_argument(
         "--storage",
-        help="Optuna journal file or database URL "
-        "(default: optuna-journal.log beside the MLflow SQLite file)",
+        help="Optuna journal file or database URL (default: $BENCH_STORAGE, else "
+        "optuna-journal.log beside the MLflow SQLite file)",
     )
     parser.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
     parser.add_argument("--data-dir", help="MovieLens-100k folder (default: $BENCH_DATA_DIR)")
+    add_fleet_flags(parser)
     args = parser.parse_args(argv)
-    if args.trials < 1 or args.workers < 1:
-        raise BenchError("--trials and --workers must be at least 1")
+    validate(args)
+    return args
+
+
+def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags for one study run by several invocations (README: several machines)."""
+    parser.add_argument(
+        "--study-trials",
+        type=int,
+        help="stop once the study holds N started trials, counting every invocation's "
+        "(complete, pruned, failed and running ones)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        help=f"seconds between a running trial's heartbeats on a database storage "
+        f"(default {DEFAULT_HEARTBEAT_S}; not on a journal file)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=DEFAULT_GRACE_S,
+        help="seconds without a heartbeat after which a trial is failed",
+    )
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Refuse values that cannot work, in one line, before anything starts."""
+    checks = [
+        (args.trials is None or args.trials >= 1, "--trials must be at least 1"),
+        (args.study_trials is None or args.study_trials >= 1, "--study-trials must be >= 1"),
+        (args.workers >= 1, "--workers must be at least 1"),
+        (args.max_epochs is None or args.max_epochs >= 1, "--max-epochs must be at least 1"),
+        (args.timeout >= 0, "--timeout must be positive seconds, or 0 for no limit"),
+        (0 < args.valid_fraction < 1, "--valid-fraction must lie strictly between 0 and 1"),
+        (args.grace_period >= 1, "--grace-period must be at least 1 second"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BenchError(message)
     splits = get_dataset(args.dataset).splits
     if args.split not in splits:
         raise BenchError(f"--split {args.split}: {args.dataset} has {', '.join(splits)}")
-    return args
+    _validate_heartbeat(args)
+
+
+def _validate_heartbeat(args: argparse.Namespace) -> None:
+    storage = resolve_storage(args.storage, resolve_tracking_uri(args.tracking_uri))
+    interval = args.heartbeat_interval
+    if not is_database(storage):
+        if interval is not None:
+            raise BenchError(
+                f"--heartbeat-interval needs a database storage, not the journal file "
+                f"{storage}; pass --storage or ${STORAGE_ENV} with a database URL, or drop it"
+            )
+        return
+    interval = DEFAULT_HEARTBEAT_S if interval is None else interval
+    if interval < 1 or args.grace_period <= interval:
+        raise BenchError(
+            f"--heartbeat-interval ({interval} s) must be at least 1 second and below "
+            f"--grace-period ({args.grace_period} s)"
+        )
 
 
 def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
@@ -70,7 +133,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
     return SweepSettings(
         arch=arch,
         dataset=args.dataset,
-        n_trials=args.trials,
+        n_trials=args.trials or args.study_trials or DEFAULTS.n_trials,
         timeout=args.timeout or None,
         split=args.split,
         seed=args.seed,
@@ -86,15 +149,25 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
     )
 
 
+def control_for(args: argparse.Namespace) -> SweepControl:
+    return SweepControl(
+        study_trials=args.study_trials,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
-    client = Tracker(args.tracking_uri).client
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        client = Tracker(tracking_uri).client
     metric = args.metric.upper()
     rows = []
     for arch in archs:
         settings = settings_for(args, arch)
-        study = run_study(settings)
+        study = run_study(settings, control=control_for(args))
         s = summarise(client, study)
         rows.append(
             {

@@ -1,0 +1,141 @@
+"""SIGINT and SIGTERM: both stop a run the way Ctrl-C does, once, and quietly.
+
+The first SIGINT or SIGTERM raises `Interrupted` (a KeyboardInterrupt) in the main thread,
+so the trial in flight is marked FAIL in both stores and every run is closed on the way
+out; later signals are ignored, so that clean-up is not itself interrupted. The command
+line turns `Interrupted` into one line and exit status 128 + the signal's number (130 for
+SIGINT, 143 for SIGTERM).
+
+Sweep worker processes start with both signals ignored (a signal during their
+TensorFlow import would print a traceback), then install the same handlers, and stop
+with SIGTERM when their parent dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by the first SIGINT or SIGTERM."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _State:
+    received: int | None = None  # the first signal, once one came
+    deferring: bool = False  # inside `deferred()`: raise on leaving it
+    pending: bool = False  # received while deferring, not yet raised
+
+
+def _handler(signum: int, frame) -> None:
+    if _State.received is not None:
+        return
+    _State.received = signum
+    if _State.deferring:
+        _State.pending = True
+        return
+    raise Interrupted(signum)
+
+
+def received() -> int | None:
+    """The first SIGINT/SIGTERM this process got, if any."""
+    return _State.received
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def describe(exc: KeyboardInterrupt) -> str:
+    """The one line the command prints on an interrupt."""
+    name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+    return f"interrupted ({name}): runs in flight are marked failed; rerun the command to resume"
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Install the handlers for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+    _State.received, _State.pending = None, False
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _State.received, _State.pending = None, False
+
+
+@contextlib.contextmanager
+def ignored() -> Iterator[None]:
+    """Both signals ignored for the duration: processes started meanwhile inherit that."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A first signal during the block (closing the parent run) is raised after it."""
+    _State.deferring = True
+    try:
+        yield
+    finally:
+        _State.deferring = False
+    if _State.pending:
+        _State.pending = False
+        raise Interrupted(_State.received)
+
+
+class _QuietAfterInterrupt(logging.Filter):
+    """Drop Optuna's failed-trial warnings (with their TensorFlow traceback) once the
+    process was interrupted: the command says so in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _State.received is None and not _is_interrupt(record.exc_info)
+
+
+def _is_interrupt(exc_info) -> bool:
+    return bool(exc_info) and isinstance(exc_info[1], KeyboardInterrupt)
+
+
+QUIET = _QuietAfterInterrupt()
+
+
+def quiet_optuna_interrupts() -> None:
+    logger = logging.getLogger("optuna.study._optimize")
+    if QUIET not in logger.filters:
+        logger.addFilter(QUIET)
+
+
+def install_in_worker() -> None:
+    """A sweep worker process: handlers on, and SIGTERM when the parent dies."""
+    for signum in SIGNALS:
+        signal.signal(signum, _handler)
+    _State.received = None
+    quiet_optuna_interrupts()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
+        _handler(signal.SIGTERM, None)
