@@ -80,6 +80,7 @@ def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, sto
         storage=storage,
         tracking_uri=tracking_uri,
         study_name=name,
+        register_champion=False,  # a fold's tuning study: the benchmark registers its own
     )
 
 

@@ -507,7 +507,8 @@ def finish_parent(prepared: Prepared, status: str, mine: frozenset[int] = frozen
             say(repair.line(name))
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         try:
-            log_study_summary(tracker, prepared.parent_run_id, study, register=not running)
+            register = prepared.settings.register_champion and not running
+            log_study_summary(tracker, prepared.parent_run_id, study, register=register)
         finally:
             if running:
                 say(

@@ -33,11 +33,12 @@ def small_split(small_data: RatingData):
 def real_data_dir() -> Path:
     """The verified MovieLens-100k folder; CI must have it, a laptop may skip."""
     try:
-        return locate(
+        folder = locate(
             get_dataset("ml-100k"),
             os.environ.get("BENCH_DATA_DIR") or None,
             url="http://127.0.0.1:9/none",
         )
+        return folder.resolve()  # absolute: subprocesses may run in another folder
     except DataError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the real data: {exc}")

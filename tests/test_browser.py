@@ -77,7 +77,8 @@ def _build_store(folder: Path) -> str:
         run_study(settings, split)
         (folder / "configs.json").write_text(json.dumps({"mf": {"k": 2, "epochs": EPOCHS}}))
         args = benchmark.parse_args(
-            ["--configs", str(folder / "configs.json"), "--archs", "mf", "--folds", "u1",
+            ["--protocol", "pinned", "--configs", str(folder / "configs.json"), "--archs", "mf",
+             "--folds", "u1",
              "--tracking-uri", uri, "--report-dir", str(folder / "report")]
         )  # fmt: skip
         benchmark.run(args, data)
