@@ -171,6 +171,12 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
         initialise=initialise,
     )
     _check_identity(study, identity, storage_url)
+    joined = len(study.get_trials(deepcopy=False))
+    say(
+        f"{settings.name}: created the study in {redact(storage_url)}"
+        if created
+        else f"{settings.name}: joined the study in {redact(storage_url)} ({joined} trials so far)"
+    )
     for repair in Reconciler(study, tracker, experiment_id).run(full=True):
         say(repair.line(settings.name))
     parent_run_id = study.user_attrs["mlflow_parent_run_id"]
