@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--tracking-uri", help="MLflow store (default: sqlite:///mlflow.db)")
     parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
-    parser.add_argument("--data-dir", help="MovieLens-100k folder (default: $BENCH_DATA_DIR)")
+    parser.add_argument("--data-dir", help="the data set's folder (default: $BENCH_DATA_DIR)")
     add_fleet_flags(parser)
     args = parser.parse_args(argv)
     validate(args)
