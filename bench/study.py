@@ -172,10 +172,10 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     )
     _check_identity(study, identity, storage_url)
     joined = len(study.get_trials(deepcopy=False))
-    say(
-        f"{settings.name}: created the study in {redact(storage_url)}"
+    say(  # no storage address: even redacted, it names the database user
+        f"{settings.name}: created the study"
         if created
-        else f"{settings.name}: joined the study in {redact(storage_url)} ({joined} trials so far)"
+        else f"{settings.name}: joined the study ({joined} trials so far)"
     )
     for repair in Reconciler(study, tracker, experiment_id).run(full=True):
         say(repair.line(settings.name))

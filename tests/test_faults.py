@@ -117,7 +117,7 @@ def test_three_invocations_started_at_once_share_one_fresh_study(sweep, tmp_path
     assert [i.wait() for i in invocations] == [0, 0, 0], [i.stderr for i in invocations]
     trials, _ = assert_stores_agree(stores)
     assert len(trials) == 6
-    created = sum(": created the study in" in i.stderr for i in invocations)
+    created = sum(": created the study" in i.stderr for i in invocations)
     assert created == 1
     owners = {t.user_attrs["pid"] for t in trials}
     assert owners == {i.pid for i in invocations}
