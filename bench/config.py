@@ -17,12 +17,15 @@ class TrainOptions:
     engine "fit" runs a plain Keras `model.fit` on exactly the same batches, the
     reference that the compiled path must match. jit_compile None takes the
     architecture's declared default (`Arch.jit_compile`: where XLA measured faster).
+    sparse_updates (compiled engine, Adam) updates only the embedding rows of each batch,
+    so a step's cost follows the batch and not the table size (`bench.sparse.LazyAdam`).
     """
 
     seed: int = 0
     engine: Literal["compiled", "fit"] = "compiled"
     jit_compile: bool | None = None
     eval_batch_size: int = 65536
+    sparse_updates: bool = False  # row-sparse Adam on embedding tables (bench.sparse)
 
 
 @dataclass(frozen=True)

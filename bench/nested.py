@@ -32,8 +32,8 @@ DONE = "nested_budget_done"
 class Budget:
     """What each (fold, architecture) study may spend."""
 
-    trials: int = 20
-    timeout: float | None = 60.0  # seconds per study; the trial in flight finishes
+    trials: int = 12  # a count, so the configs chosen do not depend on the machine's speed
+    timeout: float | None = 120.0  # a cap per study for slow machines; the trial in flight ends
     max_epochs: int | None = 50
     valid_fraction: float = 0.1
     pruner: str = "median"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,19 @@ def _trainset(frame: pd.DataFrame, scale: tuple[float, float]):
     return data.build_full_trainset()
 
 
+def _inner_ids(inner_of: dict[int, int]) -> np.ndarray:
+    """An array mapping each of our int codes to surprise's inner id (-1: not trained on)."""
+    table = np.full(max(inner_of, default=-1) + 1, -1, dtype="int64")
+    table[list(inner_of)] = list(inner_of.values())
+    return table
+
+
+def _lookup(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype="int64")
+    inside = (codes >= 0) & (codes < len(table))
+    return np.where(inside, table[np.where(inside, codes, 0)], -1)
+
+
 @dataclass(frozen=True)
 class PeerSpec:
     """A tuned peer config, as the benchmark's predictor for one fold."""
@@ -93,17 +107,24 @@ class Peer:
         return np.clip(self._factor_predict(users, items), *self.scale)
 
     def _factor_predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        algo, ts = self.algo, self.trainset
-        u = np.array([ts.to_inner_uid(int(x)) if ts.knows_user(int(x)) else -1 for x in users])
-        i = np.array([ts.to_inner_iid(int(x)) if ts.knows_item(int(x)) else -1 for x in items])
+        algo, (user_inner, item_inner, implicit) = self.algo, self._factor_lookup
+        u = _lookup(user_inner, users)
+        i = _lookup(item_inner, items)
         known_u, known_i = u >= 0, i >= 0
-        user_vec = algo.pu[np.maximum(u, 0)] + (
-            self._implicit()[np.maximum(u, 0)] if self.name == "svdpp" else 0
-        )
-        est = ts.global_mean + np.where(known_u, algo.bu[np.maximum(u, 0)], 0.0)
-        est += np.where(known_i, algo.bi[np.maximum(i, 0)], 0.0)
-        dot = np.einsum("nk,nk->n", user_vec, algo.qi[np.maximum(i, 0)])
+        u, i = np.maximum(u, 0), np.maximum(i, 0)
+        user_vec = algo.pu[u] + (implicit[u] if implicit is not None else 0)
+        est = self.trainset.global_mean + np.where(known_u, algo.bu[u], 0.0)
+        est += np.where(known_i, algo.bi[i], 0.0)
+        dot = np.einsum("nk,nk->n", user_vec, algo.qi[i])
         return est + np.where(known_u & known_i, dot, 0.0)
+
+    @cached_property
+    def _factor_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Once per fitted peer: our code -> inner id arrays, and SVD++'s implicit term."""
+        ts = self.trainset
+        user_inner = _inner_ids({ts.to_raw_uid(u): u for u in ts.all_users()})
+        item_inner = _inner_ids({ts.to_raw_iid(i): i for i in ts.all_items()})
+        return user_inner, item_inner, self._implicit() if self.name == "svdpp" else None
 
     def _implicit(self) -> np.ndarray:
         """SVD++'s |N(u)|^-1/2 * sum of y_j over the user's rated items, per inner user."""

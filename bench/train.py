@@ -28,6 +28,7 @@ from bench.data import Split
 from bench.errors import BenchError
 from bench.evaluate import embedding_stats, embedding_summary, mae_rmse
 from bench.metrics import rating_metrics
+from bench.sparse import LazyAdam
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -104,11 +105,18 @@ def _make_optimizer(config: Any) -> keras.optimizers.Optimizer:
 class _CompiledEpochs:
     """Runs epochs of train steps as compiled loops over in-memory tensors."""
 
-    def __init__(self, model: keras.Model, config: Any, train: pd.DataFrame, jit: bool):
+    def __init__(
+        self, model: keras.Model, config: Any, train: pd.DataFrame, jit: bool, sparse: bool
+    ):
         self.model = model
         self.loss_fn = LOSSES[config.loss]()
-        self.optimizer = _make_optimizer(config)
-        self.optimizer.build(model.trainable_variables)
+        if sparse and config.optimizer != "adam":
+            raise BenchError(f"sparse updates need the adam optimiser, not {config.optimizer!r}")
+        self.optimizer = LazyAdam(model, config.learning_rate) if sparse else None
+        if self.optimizer is None:
+            self.optimizer = _make_optimizer(config)
+            self.optimizer.build(model.trainable_variables)
+        self.penalties = LazyAdam.regularisation if sparse else lambda model: model.losses
         users, items, ratings = _inputs(train)
         self.users, self.items, self.ratings = map(tf.constant, (users, items, ratings))
         self.n = len(ratings)
@@ -123,8 +131,9 @@ class _CompiledEpochs:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             loss = self.loss_fn(y, self.model(x, training=True))
-            if self.model.losses:
-                loss += tf.add_n(self.model.losses)
+            penalties = self.penalties(self.model)
+            if penalties:
+                loss += tf.add_n(penalties)
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
 
@@ -240,10 +249,12 @@ def train(
     keras.utils.set_random_seed(options.seed)
     model = arch.build(config, split.n_users, split.n_items)
     if options.engine == "fit":
+        if options.sparse_updates:
+            raise BenchError("sparse updates need the compiled engine, not the plain fit")
         runner = _PlainFitEpochs(model, config, split.train)
     else:
         jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
-        runner = _CompiledEpochs(model, config, split.train, jit)
+        runner = _CompiledEpochs(model, config, split.train, jit, options.sparse_updates)
     start = time.perf_counter()
     history, epoch_seconds = _run_epochs(model, runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start

@@ -316,3 +316,16 @@ def test_peers_are_tuned_per_fold_with_the_same_budget(small_data, tmp_path):
     assert svd["rmse"].notna().all() and svd["ndcg_at_10"].notna().all()
     report = (tmp_path / "report" / "report.md").read_text()
     assert "nested-ml-100k-u1-svd" in report  # each fold's peer config names its study
+
+
+@pytest.mark.skipif(importlib.util.find_spec("surprise") is None, reason="needs the bench extra")
+@pytest.mark.parametrize("name", ["svd", "svdpp"])
+def test_vectorised_peer_predictions_equal_surprise_own(name, small_split):
+    split = small_split
+    params = {"n_factors": 4, "n_epochs": 3, "lr_all": 0.01, "reg_all": 0.05}
+    peer = peers.fit(name, params, split.train, (1.0, 5.0))
+    users = np.r_[split.test["user"].to_numpy()[:200], 10**6]  # the last pair: an unknown user
+    items = np.r_[split.test["item"].to_numpy()[:200], 0]
+    ours = peer.predict(users, items)
+    theirs = [peer.algo.predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)]
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
