@@ -47,6 +47,7 @@ class SweepSettings:
     storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
     tracking_uri: str | None = None
     study_name: str | None = None
+    sparse_updates: bool = False  # row-sparse Adam on embedding tables (TrainOptions)
     register_champion: bool = True  # nested tuning's per-fold studies register none
     data_dir: str | None = None
 

@@ -24,6 +24,14 @@ from optuna.distributions import (
 from bench.archs import Arch
 from bench.config import SweepSettings
 
+NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}
+
+
+def trial_run_name(number: int, state: str = "") -> str:
+    """A trial's run name in the runs table: pruned and failed trials say so."""
+    return f"trial-{number:04d}{NAME_SUFFIX.get(state, '')}"
+
+
 RESULT_HEADING = "## Result"
 SPACE_SAMPLES = 64  # random draws to reach the conditional parameters of a space
 OBJECTIVE_WHY = (

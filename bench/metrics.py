@@ -28,6 +28,12 @@ class RatingScale:
         snapped = np.round(np.asarray(predictions, dtype="float64") / self.step) * self.step
         return np.clip(snapped, self.low, self.high)
 
+    @property
+    def relevant(self) -> float:
+        """The lowest rating that counts as relevant in ranking metrics: the top quarter
+        of the scale (4 on 1..5 and on 0.5..5 in half stars, 8 on 1..10)."""
+        return self.low + 0.75 * (self.high - self.low)
+
     def __str__(self) -> str:
         return f"{self.low:g}..{self.high:g} step {self.step:g}"
 

@@ -112,7 +112,9 @@ def evaluate(name: str, predictor: Any, split: Split, seed: int) -> FoldResult:
         scores = score_grid()
         for k in ranking_ks():
             metrics.update(
-                ranking_metrics(lambda u: scores[u], split.train, test, split.n_items, k)
+                ranking_metrics(
+                    lambda u: scores[u], split.train, test, split.n_items, k, scale=split.scale
+                )
             )
     metrics["fit_seconds"] = fit_seconds
     metrics["n_fallback"] = int(len(test) - known_pairs(split)(users, items).sum())

@@ -1,6 +1,7 @@
 """Top-k ranking metrics for rating predictors.
 
-For each test user with at least one relevant test rating (rating >= 4) the candidate
+For each test user with at least one relevant test rating (in the top quarter of the rating
+scale: >= 4 on MovieLens' 1..5 and 0.5..5, >= 8 on 1..10) the candidate
 items are scored and the k best form the recommendation list; users without one are
 skipped and counted. Metrics are averaged over the ranked users.
 
@@ -21,8 +22,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-RELEVANT = 4
+from bench.metrics import RatingScale
+
 CANDIDATES = ("unrated", "known")
+FIVE_STARS = RatingScale()  # MovieLens 100k's 1..5
 
 
 def tiebreak_ranks(n_items: int, seed: int = 0) -> np.ndarray:
@@ -80,9 +83,10 @@ def ranking_metrics(
     *,
     candidates: str = "unrated",
     seed: int = 0,
+    scale: RatingScale = FIVE_STARS,
 ) -> dict[str, float]:
-    """precision@k, recall@k and NDCG@k (binary relevance: test rating >= 4), averaged
-    over the test users with a relevant test item, plus the counts `n_users_ranked` and
+    """precision@k, recall@k and NDCG@k (binary relevance: test rating >= scale.relevant),
+    averaged over the test users with a relevant test item, plus the counts `n_users_ranked` and
     `n_users_skipped` (test users without one) and `rec_median_train_count`: the median
     training-rating count of the recommended items, a popularity-bias sanity figure.
 
@@ -92,7 +96,7 @@ def ranking_metrics(
     excluded = _excluded(train, n_items, candidates)
     tiebreak = tiebreak_ranks(n_items, seed)
     train_counts = np.bincount(train["item"].to_numpy(), minlength=n_items)
-    relevant = test[test["rating"] >= RELEVANT].groupby("user")["item"].agg(np.unique)
+    relevant = test[test["rating"] >= scale.relevant].groupby("user")["item"].agg(np.unique)
     rows, lists = [], []
     for user, wanted in relevant.sort_index().items():
         recommended = top_k_unseen(score_user(user), excluded(user), k, tiebreak)

@@ -33,6 +33,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from bench.describe import trial_run_name
 from bench.errors import BenchError
 from bench.progress import say
 from bench.storage import (
@@ -100,13 +101,15 @@ class Reconciler:
     def _close(self, trial: FrozenTrial, reason: str) -> Repair:
         run_id = trial.user_attrs.get("mlflow_run_id") or self._find_run(trial.number)
         if run_id:
-            self._fail_run(run_id, reason)
+            self._fail_run(run_id, trial.number, reason)
         else:
             run_id = self._create_failed_run(trial.number, reason)
         return Repair(trial.number, reason, run_id)
 
-    def _fail_run(self, run_id: str, reason: str) -> None:
-        self.tracker.log(run_id, tags={"trial_state": "FAIL", "error": reason})
+    def _fail_run(self, run_id: str, number: int, reason: str) -> None:
+        """FAILED, named as the objective names a failed trial's run in the runs table."""
+        tags = {"trial_state": "FAIL", "error": reason}
+        self.tracker.log(run_id, tags={**tags, "mlflow.runName": trial_run_name(number, "FAIL")})
         self.tracker.end(run_id, "FAILED")
 
     def _close_orphaned_runs(self, done: set[int]) -> list[Repair]:
@@ -125,7 +128,7 @@ class Reconciler:
             reason = f"{owner(trial)} stopped before closing its run"
             if has_heartbeats(self.study):
                 reason = f"heartbeat lost: {owner(trial)} stopped beating"
-            self._fail_run(run.info.run_id, reason)
+            self._fail_run(run.info.run_id, trial.number, reason)
             repairs.append(Repair(trial.number, reason, run.info.run_id))
         return repairs
 
@@ -159,11 +162,11 @@ class Reconciler:
         tags = {"trial_number": str(number), "study": self.study.study_name}
         run_id = self.tracker.start_run(
             self.experiment_id,
-            f"trial-{number:04d}",
+            trial_run_name(number),
             parent=self.study.user_attrs.get("mlflow_parent_run_id"),
             tags=tags,
         )
-        self._fail_run(run_id, reason)
+        self._fail_run(run_id, number, reason)
         return run_id
 
 

@@ -28,7 +28,13 @@ from bench import signals
 from bench.archs import get_arch
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
-from bench.describe import PRUNERS, study_description, trial_description, trial_running
+from bench.describe import (
+    PRUNERS,
+    study_description,
+    trial_description,
+    trial_run_name,
+    trial_running,
+)
 from bench.errors import BenchError
 from bench.fleet import (
     SweepControl,
@@ -102,7 +108,12 @@ class Prepared:
 
 
 # what a study made before a setting was stored is taken to have used
-MISSING_IDENTITY = {"dataset": "ml-100k", "pruner": "median", "max_epochs": None}
+MISSING_IDENTITY = {
+    "dataset": "ml-100k",
+    "pruner": "median",
+    "max_epochs": None,
+    "sparse_updates": False,
+}
 
 
 def _identity(settings: SweepSettings) -> dict:
@@ -116,6 +127,7 @@ def _identity(settings: SweepSettings) -> dict:
         "valid_fraction": settings.valid_fraction,
         "pruner": settings.pruner,
         "max_epochs": settings.max_epochs,
+        "sparse_updates": settings.sparse_updates,
         "space_version": space_version(get_arch(settings.arch)),
     }
 
@@ -221,13 +233,13 @@ class Objective:
     """
 
     STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
-    NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}  # in the runs table
 
     def __init__(self, prepared: Prepared, split: Split):
         self.prepared = prepared
         self.split = split
         self.metric = f"val_{prepared.settings.metric}"
-        self.options = TrainOptions(seed=prepared.settings.seed)
+        settings = prepared.settings
+        self.options = TrainOptions(seed=settings.seed, sparse_updates=settings.sparse_updates)
         self.tracker = Tracker(prepared.tracking_uri)
         self.arch = get_arch(prepared.settings.arch)
         self.inputs = split_inputs(split)  # once per process, not per trial
@@ -247,7 +259,7 @@ class Objective:
 
         run_id = self.tracker.start_run(
             self.prepared.experiment_id,
-            f"trial-{trial.number:04d}",
+            trial_run_name(trial.number),
             parent=self.prepared.parent_run_id,
             tags={"trial_number": str(trial.number), "study": settings.name},
             description=trial_running(trial.number, settings.name),
@@ -316,13 +328,12 @@ class Objective:
     ) -> None:
         """State tag, a name showing a pruned or failed trial, the description; end the run."""
         settings = self.prepared.settings
-        suffix = self.NAME_SUFFIX.get(state, "")
         note = trial_description(
             number, settings.name, state, self.metric, values, config.epochs, detail
         )
         tags = {
             "trial_state": state,
-            "mlflow.runName": f"trial-{number:04d}{suffix}",
+            "mlflow.runName": trial_run_name(number, state),
             "mlflow.note.content": note,
         }
         self.tracker.log(run_id, tags=tags)

@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
     parser.add_argument("--max-epochs", type=int, help="cap on sampled epochs (smoke runs)")
     parser.add_argument(
+        "--sparse-updates",
+        action="store_true",
+        help="row-sparse Adam on embedding tables: a step costs its batch, not the tables "
+        "(for large data sets; see README's Performance)",
+    )
+    parser.add_argument(
         "--storage",
         help="Optuna journal file or database URL (default: $BENCH_STORAGE, else "
         "optuna-journal.log beside the MLflow SQLite file)",
@@ -142,6 +148,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         pruner=args.pruner,
         workers=args.workers,
         max_epochs=args.max_epochs,
+        sparse_updates=args.sparse_updates,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         study_name=name,

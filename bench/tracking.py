@@ -193,6 +193,7 @@ def run_config(config: Any, split: Split, options: TrainOptions) -> dict[str, An
             "seed": options.seed,
             "engine": options.engine,
             "jit_compile": options.jit_compile,
+            "sparse_updates": options.sparse_updates,
         },
         "split": split.provenance,
     }
@@ -346,6 +347,7 @@ class Tracker:
                 "seed": options.seed,
                 "engine": options.engine,
                 "jit_compile": options.jit_compile,
+                "sparse_updates": options.sparse_updates,
                 **(params or {}),
             }
             self.log_config(run_id, result.config, split, options, all_params)

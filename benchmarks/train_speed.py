@@ -11,6 +11,8 @@ Sections:
 - overhead: a study of 20-epoch MF trials; time outside steady-state training per trial.
 - memory: RSS over 100 sequential trials of the default MF space in one process.
 - parallel: one fixed list of MF trials run with 1 and with 2 worker processes.
+- scale: MF (k=32, 128; batch 1024; 2 epochs) on generated data of the ML-100k, ML-1M,
+  ML-10M and ML-25M shapes, dense Adam against row-sparse updates (benchmarks/scale.py).
 - sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers
   (TPE draws different trials in each, so compare with `parallel` for the speed-up).
 Not part of the test suite; absolute seconds vary with the machine and its load.
@@ -33,6 +35,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from scale import SHAPES, scale
 
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig
@@ -40,7 +43,7 @@ from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
 from bench.storage import open_storage as make_storage
 from bench.study import Objective, prepare, run_study
-from bench.train import train
+from bench.train import predict_codes, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,45 +105,49 @@ MF_VS_SVD = MFConfig(k=100, use_bias=True, l2=2e-4, learning_rate=0.005, batch_s
 
 
 def surprise(data, args) -> pd.DataFrame:
+    """End to end, as a user waits for it: build, compile, train and predict the test part."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.0)
+    test_users, test_items = split.test["user"].to_numpy(), split.test["item"].to_numpy()
     rows = []
     try:
         import surprise as sp
     except ImportError:
         print("scikit-surprise is not installed: pip install -e '.[bench]'", file=sys.stderr)
     else:
+        start = time.perf_counter()
         reader = sp.Reader(rating_scale=(1, 5))
         trainset = sp.Dataset.load_from_df(split.train[["user", "item", "rating"]], reader)
-        trainset = trainset.build_full_trainset()
         algo = sp.SVD(n_factors=100, n_epochs=20, random_state=0)
-        start = time.perf_counter()
-        algo.fit(trainset)
-        seconds = time.perf_counter() - start
-        predictions = np.array(
-            [
-                algo.predict(u, i).est
-                for u, i in zip(split.test["user"], split.test["item"], strict=True)
-            ]
-        )
-        error = predictions - split.test["rating"].to_numpy()
+        algo.fit(trainset.build_full_trainset())
+        fitted = time.perf_counter()
+        predictions = [algo.predict(u, i).est for u, i in zip(test_users, test_items, strict=True)]
+        end = time.perf_counter()
+        error = np.asarray(predictions) - split.test["rating"].to_numpy()
         rows.append(
             {
                 "model": "Surprise SVD k=100, 20 epochs (SGD, batch 1)",
-                "ratings/s": 20 * len(split.train) / seconds,
-                "fit s": seconds,
+                "fit s": fitted - start,
+                "end to end s": end - start,
                 "test RMSE": float(np.sqrt(np.mean(error**2))),
             }
         )
-    result = train(MF_VS_SVD, split)
-    rows.append(
-        {
-            "model": "bench MF k=100, bias, L2, batch 1024, 20 epochs",
-            "ratings/s": _steady_rate(result, len(split.train)),
-            "fit s": result.fit_seconds,
-            "test RMSE": result.test["test_rmse"],
-        }
-    )
-    return pd.DataFrame(rows)
+    for sparse in (False, True):
+        start = time.perf_counter()
+        result = train(MF_VS_SVD, split, TrainOptions(sparse_updates=sparse))
+        predict_codes(result.model, test_users, test_items)  # as a user would, once more
+        end = time.perf_counter()
+        rows.append(
+            {
+                "model": f"bench MF k=100, bias, L2, batch 1024, 20 epochs, "
+                f"{'sparse' if sparse else 'dense'} Adam",
+                "fit s": result.fit_seconds,
+                "end to end s": end - start,
+                "test RMSE": result.test["test_rmse"],
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["end to end vs SVD"] = frame["end to end s"] / frame["end to end s"].iloc[0]
+    return frame
 
 
 def _study(split: Split, tmp: Path, name: str, n_trials: int, **settings) -> tuple:
@@ -363,6 +370,7 @@ SECTIONS = {
     "memory": memory,
     "parallel": parallel,
     "sweep": sweep,
+    "scale": scale,
 }
 
 
@@ -373,6 +381,15 @@ def main() -> None:
     parser.add_argument("--memory-trials", type=int, default=100)
     parser.add_argument("--parallel-trials", type=int, default=24)
     parser.add_argument("--sweep-timeout", type=int, default=60, help="seconds per architecture")
+    parser.add_argument("--scale-shapes", default=",".join(SHAPES))
+    parser.add_argument("--scale-ks", default="32,128")
+    parser.add_argument("--scale-updates", default="dense,sparse")
+    parser.add_argument(
+        "--scale-ratings-cap",
+        type=int,
+        default=3_000_000,
+        help="train at most this many generated ratings per shape (0: all)",
+    )
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -59,6 +59,7 @@ def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp
     assert len(trials) == 4  # the invocation's budget, the killed trial included
     assert trials[number].state == TrialState.FAIL
     assert runs[number].info.status == "FAILED"
+    assert runs[number].info.run_name == f"trial-{number:04d} (failed)"
     assert re.fullmatch(rf"process {pid} on \S+ died", runs[number].data.tags["error"])
     died = [line for line in invocation.lines() if "died with exit code -9 (SIGKILL)" in line]
     assert len(died) == 1 and f"pid {pid}" in died[0] and "takes its place" in died[0]

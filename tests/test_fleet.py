@@ -100,6 +100,7 @@ def test_a_joiner_with_other_settings_is_refused_naming_what_differs(small_split
     for changes, differs in [
         ({"pruner": "none"}, "pruner='median', not pruner='none'"),
         ({"max_epochs": 3}, "max_epochs=2, not max_epochs=3"),
+        ({"sparse_updates": True}, "sparse_updates=False, not sparse_updates=True"),
         ({"seed": 1, "valid_fraction": 0.2}, "seed=0, valid_fraction=0.1, not seed=1"),
     ]:
         with pytest.raises(BenchError, match="was created with") as caught:

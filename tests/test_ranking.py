@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.baselines import GlobalMean, Popularity
+from bench.metrics import RatingScale
 from bench.ranking import ranking_metrics, tiebreak_ranks, top_k_unseen
 
 
@@ -121,3 +122,18 @@ def test_ranking_metrics_do_not_depend_on_row_order_or_repetition():
     assert (
         metrics(train.sample(frac=1, random_state=2), test.sample(frac=1, random_state=3)) == first
     )
+
+
+@pytest.mark.parametrize(
+    ("scale", "relevant_items"),
+    [(RatingScale(1, 5, 1), {1}), (RatingScale(0.5, 5, 0.5), {1}), (RatingScale(1, 10, 1), set())],
+)
+def test_relevance_is_the_top_quarter_of_the_data_sets_scale(scale, relevant_items):
+    # test ratings 4.0 (item 1) and 3.5 (item 2): relevant on 1..5 and 0.5..5, not on 1..10
+    train = _frame([(0, 0, 5)])
+    test = pd.DataFrame({"user": [0, 0], "item": [1, 2], "rating": [4.0, 3.5]})
+    scores = np.array([0.0, 2.0, 1.0])
+    metrics = ranking_metrics(lambda u: scores, train, test, n_items=3, k=1, scale=scale)
+    assert metrics["n_users_ranked"] == len(relevant_items)
+    if relevant_items:
+        assert metrics["precision_at_1"] == 1.0
