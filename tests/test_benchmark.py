@@ -329,3 +329,18 @@ def test_vectorised_peer_predictions_equal_surprise_own(name, small_split):
     ours = peer.predict(users, items)
     theirs = [peer.algo.predict(int(u), int(i)).est for u, i in zip(users, items, strict=True)]
     np.testing.assert_allclose(ours, theirs, atol=1e-9)
+
+
+def test_one_fold_gives_no_paired_comparison_and_two_folds_do():
+    rows = [
+        {"model": model, "fold": fold, "mae": mae, "rmse": mae + 0.2, "ndcg_at_10": 0.1}
+        for fold, shift in (("u1", 0.0), ("u2", 0.01))
+        for model, mae in (("mf", 0.72 + shift), ("nn", 0.74 + shift), ("bias", 0.75))
+    ]
+    one = pd.DataFrame(rows[:3])
+    assert benchmark.comparisons(one, ["mf", "nn"], None) == [
+        "(none: a paired comparison needs at least two folds or seeds)"
+    ]
+    sentences = benchmark.comparisons(pd.DataFrame(rows), ["mf", "nn"], 0.25)
+    assert len(sentences) == 3 * 3  # (mf, nn), (mf, bias), (nn, bias) x mae, rmse, ndcg
+    assert all("Holm-adjusted p" in s for s in sentences)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
@@ -99,6 +100,19 @@ def test_tiny_study_agrees_across_stores(small_split, tiny, arch):
     study = run_study(settings, small_split)
     assert len(study.trials) == 3
     assert study.trials[0].params == get_arch(arch).default_params(max_epochs=2)
+    assert_stores_agree(settings)
+
+
+def test_a_sparse_updates_study_trains_and_records_it(small_split, tiny, tmp_path):
+    settings = tiny("mf", sparse_updates=True)
+    run_study(settings, small_split)
+    study, client, runs = _trials_and_runs(settings)
+    trial_runs = [r for r in runs if "trial_number" in r.data.tags]
+    assert len(trial_runs) == 3
+    for run in trial_runs:
+        path = client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))
+        config = json.loads(Path(path).read_text())
+        assert config["training"]["sparse_updates"] is True
     assert_stores_agree(settings)
 
 
