@@ -81,6 +81,8 @@ class LazyAdam:
     def _apply_rows(self, variable, m, v, gradient, alpha) -> None:
         table = variable.value
         width = table.shape[-1]
+        if not isinstance(gradient, tf.IndexedSlices):  # a table not read by a lookup alone
+            gradient = tf.IndexedSlices(gradient, tf.range(table.shape[0]))
         indices = tf.reshape(gradient.indices, [-1])
         values = tf.reshape(gradient.values, [-1, width])
         rows, grad, used = unique_rows(indices, values, table.shape[0] - 1)
