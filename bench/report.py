@@ -456,7 +456,8 @@ Configs from {outcome.source}; folds {", ".join(results["fold"].unique())}.
 Mean ± sample std over folds; 95 % CIs of the mean use the Nadeau-Bengio corrected
 standard error (the folds' training sets overlap) and are clipped to each metric's bounds.
 Comparisons: corrected resampled t-test, Holm-adjusted over all comparisons of this report.
-Ranking metrics: relevant = test rating >= 4; each user's unseen items are ranked.
+Ranking metrics: relevant = a test rating in the top quarter of the rating scale (>= 4 on
+1..5); each user's unseen items are ranked; ties broken by a seeded permutation.
 {fallback}
 
 ## Results
