@@ -191,8 +191,17 @@ def overhead(data, args) -> pd.DataFrame:
             for trial in [t for t in study.trials if t.params == fixed][1:]:
                 metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
                 duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
-                training = metrics["train_seconds"]
-                rows.append({"batch": batch_size, "trial s": duration, "training s": training})
+                fit, training = metrics["fit_seconds"], metrics["train_seconds"]
+                rows.append(
+                    {
+                        "batch": batch_size,
+                        "trial s": duration,
+                        "training s": training,
+                        "trace+compile s": metrics["compile_seconds"],
+                        "validation s": fit - training - metrics["compile_seconds"],
+                        "build+MLflow+Optuna s": duration - fit,
+                    }
+                )
     frame = pd.DataFrame(rows).groupby("batch").mean().reset_index()
     frame["overhead s"] = frame["trial s"] - frame["training s"]
     frame["overhead share"] = frame["overhead s"] / frame["trial s"]
