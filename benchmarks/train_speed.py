@@ -198,7 +198,7 @@ def overhead(data, args) -> pd.DataFrame:
                         "trial s": duration,
                         "training s": training,
                         "trace+compile s": metrics["compile_seconds"],
-                        "validation s": fit - training - metrics["compile_seconds"],
+                        "validation+pruner s": fit - training - metrics["compile_seconds"],
                         "build+MLflow+Optuna s": duration - fit,
                     }
                 )
