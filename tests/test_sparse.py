@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig, NNMFConfig
+from bench.archs.neumf import NeuMFConfig
 from bench.archs.nn import NNConfig
 from bench.config import TrainOptions
 from bench.data import make_split, read_folder
@@ -55,8 +56,9 @@ def _adam_steps(model, batch, optimizer, dense_gradients: bool, steps: int = 3):
         MFConfig(k=4, use_bias=True),
         NNMFConfig(k=4),
         NNConfig(hidden_units=(8,), hidden_activations=("relu",), dropout=0.0),
+        NeuMFConfig(gmf_dim=4, mlp_dim=4, hidden_units=(8,)),
     ],
-    ids=["mf-bias", "nnmf", "nn"],
+    ids=["mf-bias", "nnmf", "nn", "neumf"],
 )
 def test_lazy_adam_equals_textbook_adam_on_rows_in_every_batch(small_split, config):
     """Full batches: every trained row is in every step, so lazy and dense Adam agree on
@@ -77,8 +79,8 @@ def test_lazy_adam_equals_textbook_adam_on_rows_in_every_batch(small_split, conf
         if dense:
             optimizer.build(model.trainable_variables)
         models.append(_adam_steps(model, batch, optimizer, dense))
-    for layer, side in (("user_embedding", "user"), ("item_embedding", "item")):
-        rows = np.unique(train_rows[side])
+    for name, layer in arch.embedding_layers.items():
+        rows = np.unique(train_rows["user" if name.startswith("user") else "item"])
         dense_table, lazy_table = (m.get_layer(layer).get_weights()[0][rows] for m in models)
         np.testing.assert_allclose(lazy_table, dense_table, atol=1e-6)
     users, items = batch[0].numpy(), batch[1].numpy()
