@@ -49,21 +49,23 @@ def finished(stores: Stores) -> int:
 
 def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp_path):
     stores, flags = sweep
-    invocation = start(tmp_path, "sweep", *flags, "--workers", "2", "--trials", "4")
+    # shares of 4 trials: the kill (soon after the first finished trial) never hits a
+    # worker's last trial, after which no replacement would be due ("its share is done")
+    invocation = start(tmp_path, "sweep", *flags, "--workers", "2", "--trials", "8")
     wait_until(lambda: finished(stores) >= 1, "a first finished trial")
     number, pid = kill_mid_trial(stores, signal.SIGKILL, children(invocation.pid))
     report("kill -9 worker: trial settled", time.monotonic(), lambda: settled(stores, {number}))
     assert invocation.wait() == 0, invocation.stderr
 
     trials, runs = assert_stores_agree(stores)
-    assert len(trials) == 4  # the invocation's budget, the killed trial included
+    assert len(trials) == 8  # the invocation's budget, the killed trial included
     assert trials[number].state == TrialState.FAIL
     assert runs[number].info.status == "FAILED"
     assert runs[number].info.run_name == f"trial-{number:04d} (failed)"
     assert re.fullmatch(rf"process {pid} on \S+ died", runs[number].data.tags["error"])
     died = [line for line in invocation.lines() if "died with exit code -9 (SIGKILL)" in line]
     assert len(died) == 1 and f"pid {pid}" in died[0] and "takes its place" in died[0]
-    assert sum(bool(TRIAL_LINE.match(line)) for line in invocation.lines()) == 4
+    assert sum(bool(TRIAL_LINE.match(line)) for line in invocation.lines()) == 8
 
 
 def test_sigterm_to_the_invocation_fails_its_trials_and_a_rerun_resumes(sweep, tmp_path):
