@@ -11,8 +11,9 @@ from the same initial weights, so they learn the same model:
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,11 +104,15 @@ def _make_optimizer(config: Any) -> keras.optimizers.Optimizer:
 
 
 class _CompiledEpochs:
-    """Runs epochs of train steps as compiled loops over in-memory tensors."""
+    """Runs epochs of train steps as compiled loops over in-memory tensors.
 
-    def __init__(
-        self, model: keras.Model, config: Any, train: pd.DataFrame, jit: bool, sparse: bool
-    ):
+    The runner owns its model, optimiser and compiled epoch. A trial's model is loaded
+    into it (`load`) and its trained weights copied back out (`store`); the learning rate
+    and the L2 strengths are variables read by the compiled code, so every trial whose
+    structure matches (`structure_key`) reuses the same traced, XLA-compiled epoch.
+    """
+
+    def __init__(self, model: keras.Model, config: Any, jit: bool, sparse: bool):
         self.model = model
         self.loss_fn = LOSSES[config.loss]()
         if sparse and config.optimizer != "adam":
@@ -116,44 +121,138 @@ class _CompiledEpochs:
         if self.optimizer is None:
             self.optimizer = _make_optimizer(config)
             self.optimizer.build(model.trainable_variables)
-        self.penalties = LazyAdam.regularisation if sparse else lambda model: model.losses
-        users, items, ratings = _inputs(train)
-        self.users, self.items, self.ratings = map(tf.constant, (users, items, ratings))
-        self.n = len(ratings)
-        self.batch_size = min(config.batch_size, self.n)
-        self.n_full = self.n // self.batch_size
+            self._initial_state = [v.numpy() for v in self.optimizer.variables]
+        # sparse: LazyAdam applies the tables' L2 itself; dense: one strength per variable
+        self.regularised = [] if sparse else _regularised(model)
+        self.l2 = [tf.Variable(0.0, trainable=False) for _ in self.regularised]
+        self.batch_size = config.batch_size
+        self.sparse = sparse
         self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
+        self.call = tf.function(lambda x: self.model(x, training=False), jit_compile=jit)
 
-    def _weighted_step(self, rows: tf.Tensor) -> tf.Tensor:
+    def load(self, model: keras.Model, config: Any) -> None:
+        """Start a trial: `model`'s initial state, fresh optimiser state, its rates."""
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            mine.assign(theirs.value)
+        for variable, value in zip(self.optimizer.variables, self._initial_state, strict=True):
+            variable.assign(value)
+        self.optimizer.learning_rate.assign(config.learning_rate)
+        for strength, variable in zip(self.l2, _regularised(model), strict=True):
+            strength.assign(variable.regularizer.l2)
+
+    def store(self, model: keras.Model) -> None:
+        """Copy the trained state into `model` (the trial's own, returned to the caller)."""
+        for theirs, mine in zip(model.variables, self.model.variables, strict=True):
+            theirs.assign(mine.value)
+
+    def _penalties(self) -> list[tf.Tensor]:
+        if self.sparse:
+            return LazyAdam.regularisation(self.model)
+        pairs = zip(self.l2, self.regularised, strict=True)
+        return [strength * tf.reduce_sum(tf.square(v.value)) for strength, v in pairs]
+
+    def _weighted_step(self, rows: tf.Tensor, data: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """One train step on `rows`; returns its loss times its batch size."""
-        x = [tf.gather(self.users, rows), tf.gather(self.items, rows)]
-        y = tf.gather(self.ratings, rows)
+        users, items, ratings = (tf.gather(column, rows) for column in data)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            loss = self.loss_fn(y, self.model(x, training=True))
-            penalties = self.penalties(self.model)
+            loss = self.loss_fn(ratings, self.model([users, items], training=True))
+            penalties = self._penalties()
             if penalties:
                 loss += tf.add_n(penalties)
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
 
-    def _epoch_fn(self, order: tf.Tensor) -> tf.Tensor:
+    def _epoch_fn(self, order: tf.Tensor, *data: tf.Tensor) -> tf.Tensor:
         """All full batches in a while loop, then the partial last batch (static shape)."""
+        n = order.shape[0]
+        batch_size = min(self.batch_size, n)
 
         def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            rows = tf.slice(order, [step * self.batch_size], [self.batch_size])
-            return step + 1, total + self._weighted_step(rows)
+            rows = tf.slice(order, [step * batch_size], [batch_size])
+            return step + 1, total + self._weighted_step(rows, data)
 
         _, total = tf.while_loop(
-            lambda step, _: step < self.n_full, body, (tf.constant(0), tf.constant(0.0))
+            lambda step, _: step < n // batch_size, body, (tf.constant(0), tf.constant(0.0))
         )
-        done = self.n_full * self.batch_size
-        if done < self.n:
-            total += self._weighted_step(order[done:])
+        done = n // batch_size * batch_size
+        if done < n:
+            total += self._weighted_step(order[done:], data)
         return total
 
+    def epochs(self, train: pd.DataFrame) -> _EpochRunner:
+        return _EpochRunner(self, train)
+
+
+class _EpochRunner:
+    """One trial's training data bound to a compiled runner."""
+
+    def __init__(self, compiled: _CompiledEpochs, train: pd.DataFrame):
+        self.compiled, self.model, self.call = compiled, compiled.model, compiled.call
+        self.data = tuple(map(tf.constant, _inputs(train)))
+
+    def store(self, model: keras.Model) -> None:
+        self.compiled.store(model)
+
     def run_epoch(self, order: np.ndarray) -> float:
-        return float(self._epoch(tf.constant(order))) / self.n
+        return float(self.compiled._epoch(tf.constant(order), *self.data)) / len(order)
+
+
+def _regularised(model: keras.Model) -> list[Any]:
+    """The trainable variables with a weight regulariser (all L2 in this harness)."""
+    found = [v for v in model.trainable_variables if v.regularizer is not None]
+    for variable in found:
+        if not isinstance(variable.regularizer, keras.regularizers.L2):
+            raise BenchError(f"{variable.path}: only L2 weight regularisers are supported")
+    return found
+
+
+class _RunnerCache:
+    """Compiled runners of this process by structure, least recently used evicted first.
+
+    Bounded by count and by the bytes of the variables the runners hold, so large tables
+    do not pin gigabytes; a reused runner costs no tracing, no compilation and no new
+    native memory."""
+
+    def __init__(self, max_runners: int = 8, max_bytes: int = 256 * 2**20):
+        self.max_runners, self.max_bytes = max_runners, max_bytes
+        self.runners: OrderedDict[tuple, tuple[_CompiledEpochs, int]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, create: Callable[[], _CompiledEpochs]) -> _CompiledEpochs:
+        if key in self.runners:
+            self.hits += 1
+            self.runners.move_to_end(key)
+            return self.runners[key][0]
+        self.misses += 1
+        runner = create()
+        size = sum(int(np.prod(v.shape)) * 4 for v in runner.model.variables) * 3
+        self.runners[key] = (runner, size)
+        while len(self.runners) > 1 and (
+            len(self.runners) > self.max_runners
+            or sum(size for _, size in self.runners.values()) > self.max_bytes
+        ):
+            self.runners.popitem(last=False)
+        return runner
+
+    def clear(self) -> None:
+        self.runners.clear()
+        self.hits = self.misses = 0
+
+
+RUNNERS = _RunnerCache()
+
+
+def structure_key(model: keras.Model, config: Any, jit: bool, sparse: bool) -> tuple:
+    """What a compiled epoch depends on: the config with the fields the runner takes as
+    inputs (learning rate, epochs, L2 strengths) cleared, and the variables' shapes."""
+    inputs = {f.name: None for f in dataclasses.fields(config) if _is_runtime_field(f.name)}
+    shapes = tuple((tuple(v.shape), v.regularizer is not None) for v in model.variables)
+    return (config.arch, dataclasses.replace(config, **inputs), shapes, jit, sparse)
+
+
+def _is_runtime_field(name: str) -> bool:
+    return name in ("learning_rate", "epochs") or name == "l2" or name.endswith("_l2")
 
 
 class _PlainFitEpochs:
@@ -164,6 +263,10 @@ class _PlainFitEpochs:
         model.compile(optimizer=_make_optimizer(config), loss=config.loss, jit_compile=False)
         self.users, self.items, self.ratings = _inputs(train)
         self.batch_size = config.batch_size
+        self.call = model
+
+    def store(self, model: keras.Model) -> None:
+        """Nothing to copy: `fit` trains the trial's own model."""
 
     def run_epoch(self, order: np.ndarray) -> float:
         x = [self.users[order], self.items[order]]
@@ -174,14 +277,19 @@ class _PlainFitEpochs:
 
 
 def predict_codes(
-    model: keras.Model, users: np.ndarray, items: np.ndarray, batch_size: int = 65536
+    model: keras.Model,
+    users: np.ndarray,
+    items: np.ndarray,
+    batch_size: int = 65536,
+    call: Callable[[list[np.ndarray]], Any] | None = None,
 ) -> np.ndarray:
-    """Eager inference on code arrays in large batches: a few ms per call and, unlike a
-    tf.function, no tracing cost per trial. Non-finite predictions mean divergence."""
+    """Inference on code arrays in large batches, by `call` (default: the model, eagerly:
+    a few ms and no tracing). Non-finite predictions mean divergence."""
+    call = call or model
     users = np.asarray(users, dtype="int32").reshape(-1, 1)
     items = np.asarray(items, dtype="int32").reshape(-1, 1)
     parts = [
-        np.asarray(model([users[start : start + batch_size], items[start : start + batch_size]]))
+        np.asarray(call([users[start : start + batch_size], items[start : start + batch_size]]))
         for start in range(0, len(users), batch_size)
     ]
     predictions = np.concatenate(parts).reshape(-1)
@@ -203,14 +311,29 @@ class _Validation:
     def __len__(self) -> int:
         return len(self.ratings)
 
-    def logs(self, model: keras.Model) -> dict[str, float]:
-        y_pred = predict_codes(model, self.users, self.items, self.batch_size)
+    def logs(self, runner: Any) -> dict[str, float]:
+        y_pred = predict_codes(runner.model, self.users, self.items, self.batch_size, runner.call)
         val_mae, val_rmse = mae_rmse(self.ratings, y_pred)
         val_loss = val_mae if self.loss == "mae" else val_rmse**2
         return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
 
 
-def _run_epochs(model, runner, config, split, options, on_epoch_end):
+def _compiled_runner(arch, model: keras.Model, config: Any, split: Split, options: TrainOptions):
+    """The process's runner for this structure, loaded with `model`'s initial state. The
+    sparse path bakes its rates into the trace, so it trains `model` in a runner of its own."""
+    jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
+    if options.sparse_updates:
+        return _CompiledEpochs(model, config, jit, sparse=True)
+
+    def create() -> _CompiledEpochs:
+        return _CompiledEpochs(arch.build(config, split.n_users, split.n_items), config, jit, False)
+
+    compiled = RUNNERS.get(structure_key(model, config, jit, False), create)
+    compiled.load(model, config)
+    return compiled
+
+
+def _run_epochs(runner, config, split, options, on_epoch_end):
     """Every epoch: train, check for divergence, validate, report; (history, seconds)."""
     validation = _Validation(split, config.loss, options.eval_batch_size)
     history: dict[str, list[float]] = defaultdict(list)
@@ -225,7 +348,7 @@ def _run_epochs(model, runner, config, split, options, on_epoch_end):
                 f"lower the learning rate or add regularisation"
             )
         if len(validation):
-            logs.update(validation.logs(model))
+            logs.update(validation.logs(runner))
         for name, value in logs.items():
             history[name].append(value)
         if on_epoch_end is not None:
@@ -253,15 +376,17 @@ def train(
             raise BenchError("sparse updates need the compiled engine, not the plain fit")
         runner = _PlainFitEpochs(model, config, split.train)
     else:
-        jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
-        runner = _CompiledEpochs(model, config, split.train, jit, options.sparse_updates)
+        runner = _compiled_runner(arch, model, config, split, options).epochs(split.train)
     start = time.perf_counter()
-    history, epoch_seconds = _run_epochs(model, runner, config, split, options, on_epoch_end)
+    history, epoch_seconds = _run_epochs(runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start
+    runner.store(model)
     test_users, test_items, test_ratings = _inputs(split.test)
     test = {}
     if len(test_ratings):  # nested tuning's splits have no test part
-        test_pred = predict_codes(model, test_users, test_items, options.eval_batch_size)
+        test_pred = predict_codes(
+            model, test_users, test_items, options.eval_batch_size, runner.call
+        )
         test = rating_metrics(test_ratings, test_pred, "test", split.scale)
     embeddings = {  # without the spare last row, which no code reaches
         name: model.get_layer(layer).get_weights()[0][:-1]

@@ -8,9 +8,10 @@ Sections:
 - throughput: MF training ratings/s (steady-state epochs) for k x batch size.
 - surprise: scikit-surprise's SVD (k=100, 20 epochs; `pip install -e '.[bench]'`) against
   MF at k=100, batch 1024, on the same split: ratings/s and test RMSE.
-- overhead: a study of 20-epoch MF trials; time outside steady-state training per trial.
+- overhead: a study of 20-epoch MF trials; time outside steady-state training per trial,
+  with the compiled runner reused and with a new structure per trial.
 - memory: RSS over 100 sequential trials of the default MF space in one process.
-- parallel: one fixed list of MF trials run with 1 and with 2 worker processes.
+- parallel: one fixed list of MF trials run with 1, 2 and 4 worker processes.
 - scale: MF (k=32, 128; batch 1024; 2 epochs) on generated data of the ML-100k, ML-1M,
   ML-10M and ML-25M shapes, dense Adam against row-sparse updates (benchmarks/scale.py).
 - sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers
@@ -43,7 +44,7 @@ from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
 from bench.storage import open_storage as make_storage
 from bench.study import Objective, prepare, run_study
-from bench.train import predict_codes, train
+from bench.train import RUNNERS, predict_codes, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,45 +168,57 @@ def _study(split: Split, tmp: Path, name: str, n_trials: int, **settings) -> tup
 
 
 def overhead(data, args) -> pd.DataFrame:
-    """20-epoch MF trials (post settings, epochs=20) in a real study, tracked in MLflow."""
+    """20-epoch MF trials in a real study, tracked in MLflow, where a trial's structure
+    (k, batch, ...) was seen before in this process (its compiled runner is reused) and
+    where each trial has a structure of its own (traced and compiled anew)."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch_size in (32, 1024):
-            name = f"overhead-{batch_size}"
-            prepared, study = _study(split, Path(tmp), name, 7)
-            fixed = {
-                "k": 3,
-                "use_bias": False,
-                "l2_on": False,
-                "learning_rate": 0.001,
-                "batch_size": batch_size,
-                "epochs": 20,
-                "loss": "mse",
-            }
-            for _ in range(6):
-                study.enqueue_trial(fixed)
-            study.optimize(Objective(prepared, split), n_trials=7)  # trial 0: post settings
-            client = MlflowClient(prepared.tracking_uri)
-            # the first fixed trial also pays one-off warm-up; keep the other five
-            for trial in [t for t in study.trials if t.params == fixed][1:]:
-                metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
-                duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
-                fit, training = metrics["fit_seconds"], metrics["train_seconds"]
-                rows.append(
-                    {
-                        "batch": batch_size,
-                        "trial s": duration,
-                        "training s": training,
-                        "trace+compile s": metrics["compile_seconds"],
-                        "validation+pruner s": fit - training - metrics["compile_seconds"],
-                        "build+MLflow+Optuna s": duration - fit,
-                    }
-                )
-    frame = pd.DataFrame(rows).groupby("batch").mean().reset_index()
+            for case, ks in (("reused runner", [3] * 6), ("new structure", [4, 5, 6, 7, 8, 9])):
+                name = f"overhead-{batch_size}-{case.split()[0]}"
+                prepared, study = _study(split, Path(tmp), name, 7)
+                trials = [_fixed_mf(k, batch_size) for k in ks]
+                for params in trials:
+                    study.enqueue_trial(params)
+                RUNNERS.clear()
+                study.optimize(Objective(prepared, split), n_trials=7)  # 0: post settings
+                client = MlflowClient(prepared.tracking_uri)
+                # the first enqueued trial also pays one-off warm-up; keep the other five
+                for trial in [t for t in study.trials if t.params in trials][1:]:
+                    rows.append(_trial_costs(client, trial, batch_size, case))
+    frame = pd.DataFrame(rows).groupby(["batch", "runner"], sort=False).mean().reset_index()
     frame["overhead s"] = frame["trial s"] - frame["training s"]
     frame["overhead share"] = frame["overhead s"] / frame["trial s"]
     return frame
+
+
+def _fixed_mf(k: int, batch_size: int) -> dict:
+    return {
+        "k": k,
+        "use_bias": False,
+        "l2_on": False,
+        "learning_rate": 0.001,
+        "batch_size": batch_size,
+        "epochs": 20,
+        "loss": "mse",
+    }
+
+
+def _trial_costs(client: MlflowClient, trial, batch_size: int, case: str) -> dict:
+    """Where a finished trial's time went, from its own MLflow metrics."""
+    metrics = client.get_run(trial.user_attrs["mlflow_run_id"]).data.metrics
+    duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    fit, training = metrics["fit_seconds"], metrics["train_seconds"]
+    return {
+        "batch": batch_size,
+        "runner": case,
+        "trial s": duration,
+        "training s": training,
+        "trace+compile s": metrics["compile_seconds"],
+        "validation+pruner s": fit - training - metrics["compile_seconds"],
+        "build+MLflow+Optuna s": duration - fit,
+    }
 
 
 def _rss_mb(pid: int | str = "self") -> float:
@@ -253,6 +266,7 @@ def memory(data, args) -> pd.DataFrame:
     `trials_per_process` trials (peak RSS of any worker process, polled from /proc)."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.1)
     rss = []
+    RUNNERS.clear()
     with tempfile.TemporaryDirectory() as tmp:
         prepared, study = _study(split, Path(tmp), "memory", args.memory_trials, max_epochs=5)
         study.sampler = optuna.samplers.TPESampler(seed=0)
@@ -275,6 +289,8 @@ def memory(data, args) -> pd.DataFrame:
                 "RSS after last MB": rss[-1],
                 "growth 10->last MB": rss[-1] - ten,
                 "peak MB": max(rss),
+                "runners reused": RUNNERS.hits,
+                "runners compiled": RUNNERS.misses,
             },
             {
                 "mode": f"worker processes of {settings.trials_per_process} trials",
@@ -328,7 +344,7 @@ def sweep(data, args) -> pd.DataFrame:
 
 def parallel(data, args) -> pd.DataFrame:
     """The same list of MF trials (drawn at random from the space, at most 20 epochs) run
-    with 1 and with 2 worker processes: a like-for-like trials/hour comparison."""
+    with 1, 2 and 4 worker processes (--parallel-workers): a like-for-like comparison."""
     split = make_split(data, "seed", seed=0, valid_fraction=0.1)
     draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     trial_list = []
@@ -339,7 +355,7 @@ def parallel(data, args) -> pd.DataFrame:
         draw.tell(trial, 0.0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
+        for workers in map(int, args.parallel_workers.split(",")):
             name = f"parallel-{workers}"
             settings = SweepSettings(
                 arch="mf",
@@ -389,6 +405,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="post_mf epochs")
     parser.add_argument("--memory-trials", type=int, default=100)
     parser.add_argument("--parallel-trials", type=int, default=24)
+    parser.add_argument("--parallel-workers", default="1,2,4")
     parser.add_argument("--sweep-timeout", type=int, default=60, help="seconds per architecture")
     parser.add_argument("--scale-shapes", default=",".join(SHAPES))
     parser.add_argument("--scale-ks", default="32,128")

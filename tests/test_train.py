@@ -14,7 +14,7 @@ from bench.archs.nn import NNConfig
 from bench.config import TrainOptions
 from bench.evaluate import embedding_stats, embedding_summary
 from bench.metrics import RatingScale, rating_metrics
-from bench.train import TrainingDiverged, train
+from bench.train import RUNNERS, TrainingDiverged, train
 
 SMALL_MF = MFConfig(k=4, epochs=3, batch_size=16, learning_rate=0.01)
 SMALL_NN = NNConfig(
@@ -124,6 +124,45 @@ def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, j
         plain.model.get_layer("user_embedding").get_weights()[0],
         atol=1e-4,
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            replace(SMALL_MF, use_bias=True, l2=1e-3, bias_l2=1e-4),
+            replace(SMALL_MF, use_bias=True, l2=1e-2, bias_l2=1e-3, learning_rate=0.03),
+        ),
+        (replace(SMALL_NN, l2=1e-3), replace(SMALL_NN, learning_rate=0.02, l2=1e-4, epochs=2)),
+    ],
+    ids=["mf-bias-l2", "nn"],
+)
+def test_a_reused_compiled_runner_learns_what_a_fresh_one_does(small_split, first, second):
+    """Trials of one structure share a traced, compiled epoch; rates and L2 strengths are
+    its inputs, so a trial's numbers do not depend on which trials ran before it."""
+    RUNNERS.clear()
+    fresh = train(second, small_split)
+    RUNNERS.clear()
+    earlier = train(first, small_split)
+    weights = earlier.model.get_weights()
+    reused = train(second, small_split)
+    assert (RUNNERS.hits, RUNNERS.misses) == (1, 1)
+    assert reused.history == fresh.history
+    assert reused.test == fresh.test
+    for theirs, mine in zip(reused.model.get_weights(), fresh.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+    # the earlier trial's returned model is its own, untouched by the later trial
+    for before, after in zip(weights, earlier.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_different_structure_gets_its_own_runner(small_split):
+    RUNNERS.clear()
+    train(SMALL_MF, small_split)
+    train(replace(SMALL_MF, k=5), small_split)
+    train(replace(SMALL_MF, batch_size=8), small_split)
+    train(replace(SMALL_MF, l2=1e-3), small_split)  # an L2 term is structure, its strength not
+    assert (RUNNERS.hits, RUNNERS.misses) == (0, 4)
 
 
 def test_diverging_loss_raises_with_its_epoch(small_split):
