@@ -11,6 +11,7 @@ from the same initial weights, so they learn the same model:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections import OrderedDict, defaultdict
@@ -24,6 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from bench.archs import arch_of
+from bench.archs.layers import Dropout
 from bench.config import TrainOptions
 from bench.data import Split
 from bench.errors import BenchError
@@ -103,6 +105,57 @@ def _make_optimizer(config: Any) -> keras.optimizers.Optimizer:
     )
 
 
+class _EpochNoise:
+    """A whole epoch's dropout noise, drawn outside XLA before the compiled epoch runs.
+
+    Under XLA, TensorFlow's random ops draw other numbers than its CPU/GPU kernels, and a
+    seed read from Keras' per-step `SeedGenerator` variable made each dropout about 10x
+    slower than the rest of the step. So the noise of every step is drawn beforehand by the
+    kernels a plain `fit` uses, from the seeds it would use ([seed, counter + step]), and
+    each generator advances once per epoch by the number of steps.
+    """
+
+    def __init__(self, model: keras.Model):
+        self.layers = [
+            layer
+            for layer in model._flatten_layers()
+            if isinstance(layer, Dropout) and layer.rate > 0  # rate 0 has no generator
+        ]
+        self._draw = tf.function(self._draw_fn, jit_compile=False)
+
+    def draw(self, n: int, batch_size: int) -> list[tf.Tensor]:
+        """Per layer: the full batches' noise (steps, batch, ...), then the last batch's."""
+        return self._draw(n, batch_size) if self.layers else []
+
+    def _draw_fn(self, n: int, batch_size: int) -> list[tf.Tensor]:
+        full, last = divmod(n, batch_size)
+        noise = []
+        for layer in self.layers:
+            state = layer.seed_generator.state.value
+            seed = state.read_value()
+            shape = [batch_size, *layer.input.shape[1:]]
+
+            def one(step, seed=seed, shape=shape):
+                return Dropout.noise(seed + tf.stack([0, tf.cast(step, seed.dtype)]), shape)
+
+            noise.append(tf.map_fn(one, tf.range(full), fn_output_signature=tf.float32))
+            shape[0] = max(last, 1)
+            noise.append(one(full, shape=shape))
+            state.assign(seed + tf.constant([0, full + (last > 0)], seed.dtype))
+        return noise
+
+    @contextlib.contextmanager
+    def at(self, noise: list[tf.Tensor], step: tf.Tensor | None) -> Iterator[None]:
+        """While a step is traced, each layer reads its noise (step None: the last batch)."""
+        for layer, full, last in zip(self.layers, noise[::2], noise[1::2], strict=True):
+            layer.step_noise = last if step is None else tf.gather(full, step)
+        try:
+            yield
+        finally:
+            for layer in self.layers:
+                layer.step_noise = None
+
+
 class _CompiledEpochs:
     """Runs epochs of train steps as compiled loops over in-memory tensors.
 
@@ -127,6 +180,7 @@ class _CompiledEpochs:
         self.l2 = [tf.Variable(0.0, trainable=False) for _ in self.regularised]
         self.batch_size = config.batch_size
         self.sparse = sparse
+        self.noise = _EpochNoise(self.model) if jit else None
         self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
         self.call = tf.function(lambda x: self.model(x, training=False), jit_compile=jit)
 
@@ -163,22 +217,32 @@ class _CompiledEpochs:
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
 
-    def _epoch_fn(self, order: tf.Tensor, *data: tf.Tensor) -> tf.Tensor:
+    def _noise_at(self, noise: list[tf.Tensor], step: tf.Tensor | None):
+        return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
+
+    def _epoch_fn(self, order: tf.Tensor, data: tuple, noise: list[tf.Tensor]) -> tf.Tensor:
         """All full batches in a while loop, then the partial last batch (static shape)."""
         n = order.shape[0]
         batch_size = min(self.batch_size, n)
 
         def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             rows = tf.slice(order, [step * batch_size], [batch_size])
-            return step + 1, total + self._weighted_step(rows, data)
+            with self._noise_at(noise, step):
+                return step + 1, total + self._weighted_step(rows, data)
 
+        full = n // batch_size
         _, total = tf.while_loop(
-            lambda step, _: step < n // batch_size, body, (tf.constant(0), tf.constant(0.0))
+            lambda step, _: step < full, body, (tf.constant(0), tf.constant(0.0))
         )
-        done = n // batch_size * batch_size
-        if done < n:
-            total += self._weighted_step(order[done:], data)
+        if full * batch_size < n:
+            with self._noise_at(noise, None):
+                total += self._weighted_step(order[full * batch_size :], data)
         return total
+
+    def run_epoch(self, order: np.ndarray, data: tuple[tf.Tensor, ...]) -> float:
+        batch_size = min(self.batch_size, len(order))
+        noise = self.noise.draw(len(order), batch_size) if self.noise else []
+        return float(self._epoch(tf.constant(order), data, noise)) / len(order)
 
     def epochs(self, train: pd.DataFrame) -> _EpochRunner:
         return _EpochRunner(self, train)
@@ -195,7 +259,7 @@ class _EpochRunner:
         self.compiled.store(model)
 
     def run_epoch(self, order: np.ndarray) -> float:
-        return float(self.compiled._epoch(tf.constant(order), *self.data)) / len(order)
+        return self.compiled.run_epoch(order, self.data)
 
 
 def _regularised(model: keras.Model) -> list[Any]:

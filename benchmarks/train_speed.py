@@ -5,6 +5,8 @@
 Sections:
 - post_mf: the post's MF (k=3, batch 32, 100 epochs) with a plain Keras `fit` and the
   project's compiled path, same batches and initial weights: s/epoch, speed-up, loss gap.
+- nn: the post's NN (batch 32, 250 epochs) compiled with and without XLA, against a plain
+  Keras `fit` of its first epochs (total extrapolated): s/epoch, speed-up, loss gap.
 - throughput: MF training ratings/s (steady-state epochs) for k x batch size.
 - surprise: scikit-surprise's SVD (k=100, 20 epochs; `pip install -e '.[bench]'`) against
   MF at k=100, batch 1024, on the same split: ratings/s and test RMSE.
@@ -40,6 +42,7 @@ from scale import SHAPES, scale
 
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig
+from bench.archs.nn import NNConfig
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
 from bench.storage import open_storage as make_storage
@@ -73,6 +76,40 @@ def post_mf(data, args) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def nn(data, args) -> pd.DataFrame:
+    """The post's NN (batch 32, 250 epochs) compiled with and without XLA; a plain Keras
+    `fit` runs the first --nn-fit-epochs epochs only (same batches, weights and dropout
+    noise), for the loss gap and an s/epoch to extrapolate from."""
+    split = make_split(data, "seed", seed=0, valid_fraction=0.0)
+    config = replace(NNConfig(), epochs=args.nn_epochs)
+    head = replace(config, epochs=min(args.nn_fit_epochs, config.epochs))
+    plain = train(head, split, TrainOptions(engine="fit"))
+    reference = np.array(plain.history["train_loss"])
+    rows = [
+        {
+            "path": f"plain Keras fit ({head.epochs} epochs)",
+            "s/epoch": plain.fit_seconds / head.epochs,
+            "total s": plain.fit_seconds * config.epochs / head.epochs,
+            "max rel loss diff": 0.0,
+        }
+    ]
+    for name, jit in (("compiled loop, no XLA", False), ("compiled loop + XLA (default)", True)):
+        result = train(config, split, TrainOptions(jit_compile=jit))
+        loss = np.array(result.history["train_loss"][: head.epochs])
+        rows.append(
+            {
+                "path": name,
+                "s/epoch": result.fit_seconds / config.epochs,
+                "total s": result.fit_seconds,
+                "max rel loss diff": float(np.max(np.abs(loss - reference) / reference)),
+                "test MAE rounded": result.test["test_mae_rounded"],
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["speed-up"] = frame["total s"].iloc[0] / frame["total s"]
+    return frame
 
 
 def _steady_rate(result, n_train: int) -> float:
@@ -389,6 +426,7 @@ def parallel(data, args) -> pd.DataFrame:
 
 SECTIONS = {
     "post_mf": post_mf,
+    "nn": nn,
     "throughput": throughput,
     "surprise": surprise,
     "overhead": overhead,
@@ -403,6 +441,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--epochs", type=int, default=100, help="post_mf epochs")
+    parser.add_argument("--nn-epochs", type=int, default=250, help="nn: compiled epochs")
+    parser.add_argument("--nn-fit-epochs", type=int, default=5, help="nn: plain-fit epochs")
     parser.add_argument("--memory-trials", type=int, default=100)
     parser.add_argument("--parallel-trials", type=int, default=24)
     parser.add_argument("--parallel-workers", default="1,2,4")

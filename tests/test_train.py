@@ -110,8 +110,13 @@ def test_same_config_and_seed_give_identical_numbers(small_split, config):
 
 @pytest.mark.parametrize(
     ("config", "jit"),
-    [(SMALL_MF, True), (replace(SMALL_MF, use_bias=True, l2=1e-3), True), (SMALL_NN, False)],
-    ids=["mf-xla", "mf-bias-l2-xla", "nn"],
+    [
+        (SMALL_MF, True),
+        (replace(SMALL_MF, use_bias=True, l2=1e-3), True),
+        (SMALL_NN, False),
+        (SMALL_NN, True),  # dropout noise drawn ahead of the XLA loop, by the same kernels
+    ],
+    ids=["mf-xla", "mf-bias-l2-xla", "nn", "nn-xla"],
 )
 def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, jit):
     config = replace(config, epochs=4, batch_size=24)  # 24 leaves a partial last batch

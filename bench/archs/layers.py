@@ -7,6 +7,7 @@ give exactly its parameter counts. Inputs are int32 codes of shape (1,).
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="bench")
@@ -18,6 +19,35 @@ class GlobalBias(keras.layers.Layer):
 
     def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
         return inputs + self.bias
+
+
+@keras.saving.register_keras_serializable(package="bench")
+class Dropout(keras.layers.Dropout):
+    """Keras' Dropout whose uniform noise can be drawn ahead of an XLA-compiled loop.
+
+    TensorFlow draws other random numbers under XLA than its CPU and GPU kernels do for the
+    same seed, so an XLA-compiled epoch would not learn what a plain `fit` learns. This
+    layer draws its noise with the Philox kernels from the seeds of its `SeedGenerator`,
+    as Keras does, or takes the step's noise from `step_noise` when the compiled engine has
+    drawn a whole epoch's noise beforehand (`noise`), outside XLA.
+    """
+
+    step_noise: tf.Tensor | None = None
+
+    def call(self, inputs, training: bool = False):
+        if not training or self.rate == 0:
+            return inputs
+        noise = self.step_noise
+        if noise is None:
+            noise = self.noise(self.seed_generator.next(), tf.shape(inputs))
+        keep = noise >= self.rate
+        return tf.where(keep, inputs * tf.cast(1 / (1 - self.rate), inputs.dtype), 0.0)
+
+    @staticmethod
+    def noise(seed: tf.Tensor, shape) -> tf.Tensor:
+        """The uniform noise of one draw: Keras' int64 -> int32 seed mapping, Philox."""
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+        return tf.random.stateless_uniform(shape, seed=seed, alg="philox")
 
 
 def embedding(

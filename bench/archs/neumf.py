@@ -27,7 +27,7 @@ from bench.archs.base import (
     tower_params,
     training_params,
 )
-from bench.archs.layers import embedded, inputs
+from bench.archs.layers import Dropout, embedded, inputs
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def build_neumf(config: NeuMFConfig, n_users: int, n_items: int) -> keras.Model:
             embedded(item, n_items, config.mlp_dim, "item_mlp", **table),
         ]
     )
-    hidden = keras.layers.Dropout(config.dropout)(hidden)
+    hidden = Dropout(config.dropout)(hidden)
     for depth, units in enumerate(config.hidden_units, 1):
         hidden = keras.layers.Dense(units, activation="relu", name=f"mlp_{depth}")(hidden)
     joined = keras.layers.Concatenate(name="neumf")([gmf, hidden])
