@@ -45,9 +45,10 @@ from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
+from bench.engine import RUNNERS
 from bench.storage import open_storage as make_storage
 from bench.study import Objective, prepare, run_study
-from bench.train import RUNNERS, predict_codes, train
+from bench.train import predict_codes, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,7 +201,11 @@ def _study(split: Split, tmp: Path, name: str, n_trials: int, **settings) -> tup
         **settings,
     )
     prepared = prepare(settings, split)
-    study = optuna.load_study(study_name=name, storage=make_storage(prepared.storage_url))
+    study = optuna.load_study(
+        study_name=name,
+        storage=make_storage(prepared.storage_url),
+        pruner=optuna.pruners.NopPruner(),  # as the settings say; load_study defaults to median
+    )
     return prepared, study
 
 

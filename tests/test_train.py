@@ -12,9 +12,10 @@ from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 from bench.archs.mf import MFConfig, NNMFConfig
 from bench.archs.nn import NNConfig
 from bench.config import TrainOptions
+from bench.engine import RUNNERS
 from bench.evaluate import embedding_stats, embedding_summary
 from bench.metrics import RatingScale, rating_metrics
-from bench.train import RUNNERS, TrainingDiverged, train
+from bench.train import TrainingDiverged, train
 
 SMALL_MF = MFConfig(k=4, epochs=3, batch_size=16, learning_rate=0.01)
 SMALL_NN = NNConfig(
