@@ -253,9 +253,9 @@ RUNNERS = RunnerCache()
 def structure_key(model: keras.Model, config: Any, jit: bool, sparse: bool) -> tuple:
     """What a compiled epoch depends on: the config with the fields the runner takes as
     inputs (learning rate, epochs, L2 strengths) cleared, and the variables' shapes."""
-    inputs = {f.name: None for f in dataclasses.fields(config) if _is_runtime_field(f.name)}
+    cleared = {f.name: None for f in dataclasses.fields(config) if _is_runtime_field(f.name)}
     shapes = tuple((tuple(v.shape), v.regularizer is not None) for v in model.variables)
-    return (config.arch, dataclasses.replace(config, **inputs), shapes, jit, sparse)
+    return (config.arch, dataclasses.replace(config, **cleared), shapes, jit, sparse)
 
 
 def _is_runtime_field(name: str) -> bool:
