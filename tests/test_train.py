@@ -116,8 +116,9 @@ def test_same_config_and_seed_give_identical_numbers(small_split, config):
         (replace(SMALL_MF, use_bias=True, l2=1e-3), True),
         (SMALL_NN, False),
         (SMALL_NN, True),  # dropout noise drawn ahead of the XLA loop, by the same kernels
+        (replace(SMALL_NN, dropout=0.0), True),  # a rate-0 dropout has no seed generator
     ],
-    ids=["mf-xla", "mf-bias-l2-xla", "nn", "nn-xla"],
+    ids=["mf-xla", "mf-bias-l2-xla", "nn", "nn-xla", "nn-no-dropout-xla"],
 )
 def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, jit):
     config = replace(config, epochs=4, batch_size=24)  # 24 leaves a partial last batch
