@@ -7,6 +7,8 @@ Sections:
   project's compiled path, same batches and initial weights: s/epoch, speed-up, loss gap.
 - nn: the post's NN (batch 32, 250 epochs) compiled with and without XLA, against a plain
   Keras `fit` of its first epochs (total extrapolated): s/epoch, speed-up, loss gap.
+- user_fit: one MF trial (k=32, biases, 20 epochs, batch 256 and 1024) end to end against
+  build + compile + `fit(validation_data=...)` as a user would write it.
 - throughput: MF training ratings/s (steady-state epochs) for k x batch size.
 - surprise: scikit-surprise's SVD (k=100, 20 epochs; `pip install -e '.[bench]'`) against
   MF at k=100, batch 1024, on the same split: ratings/s and test RMSE.
@@ -34,6 +36,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 import optuna
 import pandas as pd
@@ -111,6 +114,49 @@ def nn(data, args) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["speed-up"] = frame["total s"].iloc[0] / frame["total s"]
     return frame
+
+
+def user_fit(data, args) -> pd.DataFrame:
+    """One trial against what a user would write instead (optuna-examples style: build,
+    compile, `fit` with `validation_data`), MF k=32 with biases, 20 epochs, same split,
+    each end to end; the harness's trial both as a new structure and as a reused one."""
+    split = make_split(data, "seed", seed=0, valid_fraction=0.1)
+    rows = []
+    for batch_size in (256, 1024):
+        config = replace(MFConfig(k=32, use_bias=True), batch_size=batch_size, epochs=20)
+        plain = _plain_user_fit(config, split)
+        RUNNERS.clear()
+        timings = {}
+        for case in ("new structure", "reused runner"):
+            start = time.perf_counter()
+            train(config, split)
+            timings[case] = time.perf_counter() - start
+        rows += [
+            {"batch": batch_size, "path": "build, compile, fit(validation_data)", "s": plain},
+            *({"batch": batch_size, "path": f"harness trial, {case}", "s": seconds}
+              for case, seconds in timings.items()),
+        ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    frame["speed-up"] = frame.groupby("batch")["s"].transform("first") / frame["s"]
+    return frame
+
+
+def _plain_user_fit(config: MFConfig, split: Split) -> float:
+    """What a user writes: build the model, compile it, fit with validation data."""
+    start = time.perf_counter()
+    model = get_arch("mf").build(config, split.n_users, split.n_items)
+    model.compile(keras.optimizers.Adam(config.learning_rate), loss=config.loss)
+    x, xv = ([f["user"].to_numpy()[:, None], f["item"].to_numpy()[:, None]]
+             for f in (split.train, split.valid))  # fmt: skip
+    model.fit(
+        x,
+        split.train["rating"].to_numpy("float32"),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(xv, split.valid["rating"].to_numpy("float32")),
+        verbose=0,
+    )
+    return time.perf_counter() - start
 
 
 def _steady_rate(result, n_train: int) -> float:
@@ -432,6 +478,7 @@ def parallel(data, args) -> pd.DataFrame:
 SECTIONS = {
     "post_mf": post_mf,
     "nn": nn,
+    "user_fit": user_fit,
     "throughput": throughput,
     "surprise": surprise,
     "overhead": overhead,
