@@ -163,8 +163,9 @@ class CompiledEpochs:
     def _noise_at(self, noise: list[tf.Tensor], step: tf.Tensor | None):
         return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
 
-    def _epoch_fn(self, order: tf.Tensor, data: tuple, noise: list[tf.Tensor]) -> tf.Tensor:
-        """All full batches in a while loop, then the partial last batch (static shape)."""
+    def _epoch_fn(self, order: tf.Tensor, data: tuple, noise: list, valid: tuple) -> tuple:
+        """All full batches in a while loop, then the partial last batch (static shape);
+        then the predictions for `valid` (user and item codes; may be empty)."""
         n = order.shape[0]
         batch_size = min(self.batch_size, n)
 
@@ -180,29 +181,39 @@ class CompiledEpochs:
         if full * batch_size < n:
             with self._noise_at(noise, None):
                 total += self._weighted_step(order[full * batch_size :], data)
-        return total
+        if not valid:
+            return total, tf.zeros([0])
+        return total, tf.reshape(self.model(list(valid), training=False), [-1])
 
-    def run_epoch(self, order: np.ndarray, data: tuple[tf.Tensor, ...]) -> float:
+    def run_epoch(self, order: np.ndarray, data: tuple, valid: tuple) -> tuple:
+        """(mean train loss, validation predictions or None) of one epoch."""
         batch_size = min(self.batch_size, len(order))
         noise = self.noise.draw(len(order), batch_size) if self.noise else []
-        return float(self._epoch(tf.constant(order), data, noise)) / len(order)
+        total, predictions = self._epoch(tf.constant(order), data, noise, valid)
+        return float(total) / len(order), (predictions.numpy() if valid else None)
 
-    def epochs(self, train: pd.DataFrame) -> EpochRunner:
-        return EpochRunner(self, train)
+    def epochs(self, train: pd.DataFrame, valid: pd.DataFrame, max_rows: int) -> EpochRunner:
+        return EpochRunner(self, train, valid, max_rows)
 
 
 class EpochRunner:
-    """One trial's training data bound to a compiled runner."""
+    """One trial's data bound to a compiled runner. The validation part (up to `max_rows`
+    ratings, else it is predicted apart, in batches) is predicted inside the compiled
+    epoch, so validating costs no call of its own."""
 
-    def __init__(self, compiled: CompiledEpochs, train: pd.DataFrame):
+    def __init__(self, compiled: CompiledEpochs, train: pd.DataFrame, valid, max_rows: int):
         self.compiled, self.model = compiled, compiled.model
         self.data = tuple(map(tf.constant, inputs(train)))
+        inside = 0 < len(valid) <= max_rows
+        self.valid = tuple(map(tf.constant, inputs(valid)[:2])) if inside else ()
+        self.predictions: np.ndarray | None = None
 
     def store(self, model: keras.Model) -> None:
         self.compiled.store(model)
 
     def run_epoch(self, order: np.ndarray) -> float:
-        return self.compiled.run_epoch(order, self.data)
+        loss, self.predictions = self.compiled.run_epoch(order, self.data, self.valid)
+        return loss
 
 
 def regularised(model: keras.Model) -> list[Any]:

@@ -91,6 +91,7 @@ class _PlainFitEpochs:
         model.compile(optimizer=make_optimizer(config), loss=config.loss, jit_compile=False)
         self.users, self.items, self.ratings = inputs(train)
         self.batch_size = config.batch_size
+        self.predictions = None  # validation is predicted apart
 
     def store(self, model: keras.Model) -> None:
         """Nothing to copy: `fit` trains the trial's own model."""
@@ -115,11 +116,14 @@ def predict_codes(
         np.asarray(model([users[start : start + batch_size], items[start : start + batch_size]]))
         for start in range(0, len(users), batch_size)
     ]
-    predictions = np.concatenate(parts).reshape(-1)
+    return finite_or_raise(np.concatenate(parts).reshape(-1), model.name)
+
+
+def finite_or_raise(predictions: np.ndarray, name: str) -> np.ndarray:
+    """Non-finite predictions mean the training diverged."""
     if not np.isfinite(predictions).all():
         raise TrainingDiverged(
-            f"{model.name}: predictions contain NaN or inf; lower the learning rate or add "
-            f"regularisation"
+            f"{name}: predictions contain NaN or inf; lower the learning rate or add regularisation"
         )
     return predictions
 
@@ -134,8 +138,11 @@ class _Validation:
     def __len__(self) -> int:
         return len(self.ratings)
 
-    def logs(self, model: keras.Model) -> dict[str, float]:
-        y_pred = predict_codes(model, self.users, self.items, self.batch_size)
+    def logs(self, model: keras.Model, y_pred: np.ndarray | None) -> dict[str, float]:
+        """Figures of `y_pred`, the runner's predictions (None: predict here, eagerly)."""
+        if y_pred is None:
+            y_pred = predict_codes(model, self.users, self.items, self.batch_size)
+        finite_or_raise(y_pred, model.name)
         val_mae, val_rmse = mae_rmse(self.ratings, y_pred)
         val_loss = val_mae if self.loss == "mae" else val_rmse**2
         return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
@@ -156,7 +163,7 @@ def _run_epochs(runner, config, split, options, on_epoch_end):
                 f"lower the learning rate or add regularisation"
             )
         if len(validation):
-            logs.update(validation.logs(runner.model))
+            logs.update(validation.logs(runner.model, runner.predictions))
         for name, value in logs.items():
             history[name].append(value)
         if on_epoch_end is not None:
@@ -184,7 +191,8 @@ def train(
             raise BenchError("sparse updates need the compiled engine, not the plain fit")
         runner = _PlainFitEpochs(model, config, split.train)
     else:
-        runner = compiled_runner(arch, model, config, split, options).epochs(split.train)
+        compiled = compiled_runner(arch, model, config, split, options)
+        runner = compiled.epochs(split.train, split.valid, options.eval_batch_size)
     start = time.perf_counter()
     history, epoch_seconds = _run_epochs(runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start
