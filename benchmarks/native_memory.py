@@ -14,23 +14,16 @@ import gc
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import keras
 from tensorflow.python.eager import context
+from train_speed import rss_mb
 
 from bench.archs.mf import MFConfig
 from bench.config import TrainOptions
 from bench.data import load_dataset, make_split
 from bench.engine import RUNNERS
 from bench.train import train
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def after_trial(mode: str) -> None:

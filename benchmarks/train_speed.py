@@ -48,7 +48,7 @@ from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
 from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
-from bench.engine import RUNNERS
+from bench.engine import RUNNERS, inputs
 from bench.storage import open_storage as make_storage
 from bench.study import Objective, prepare, run_study
 from bench.train import predict_codes, train
@@ -146,14 +146,14 @@ def _plain_user_fit(config: MFConfig, split: Split) -> float:
     start = time.perf_counter()
     model = get_arch("mf").build(config, split.n_users, split.n_items)
     model.compile(keras.optimizers.Adam(config.learning_rate), loss=config.loss)
-    x, xv = ([f["user"].to_numpy()[:, None], f["item"].to_numpy()[:, None]]
-             for f in (split.train, split.valid))  # fmt: skip
+    users, items, ratings = inputs(split.train)
+    valid_users, valid_items, valid_ratings = inputs(split.valid)
     model.fit(
-        x,
-        split.train["rating"].to_numpy("float32"),
+        [users, items],
+        ratings,
         batch_size=config.batch_size,
         epochs=config.epochs,
-        validation_data=(xv, split.valid["rating"].to_numpy("float32")),
+        validation_data=([valid_users, valid_items], valid_ratings),
         verbose=0,
     )
     return time.perf_counter() - start
@@ -309,7 +309,7 @@ def _trial_costs(client: MlflowClient, trial, batch_size: int, case: str) -> dic
     }
 
 
-def _rss_mb(pid: int | str = "self") -> float:
+def rss_mb(pid: int | str = "self") -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -337,7 +337,7 @@ class ChildPeakRss:
                     continue
                 if fields[1] == me:
                     pid = int(stat.parent.name)
-                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), _rss_mb(pid))
+                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), rss_mb(pid))
 
     def __enter__(self) -> ChildPeakRss:
         self._thread.start()
@@ -361,7 +361,7 @@ def memory(data, args) -> pd.DataFrame:
         study.optimize(
             Objective(prepared, split),
             n_trials=args.memory_trials,
-            callbacks=[lambda study, trial: rss.append(_rss_mb())],
+            callbacks=[lambda study, trial: rss.append(rss_mb())],
         )
         settings = replace(prepared.settings, study_name="memory-recycled")
         with ChildPeakRss() as children:
