@@ -20,10 +20,10 @@ from tensorflow.python.eager import context
 from train_speed import rss_mb
 
 from bench.archs.mf import MFConfig
-from bench.config import TrainOptions
 from bench.data import load_dataset, make_split
-from bench.engine import RUNNERS
-from bench.train import train
+from bench.training.compiled import RUNNERS
+from bench.training.options import TrainOptions
+from bench.training.train import train
 
 
 def after_trial(mode: str) -> None:

@@ -1,5 +1,5 @@
 """The `scale` section of train_speed.py: what an MF epoch costs at the shapes of the
-MovieLens releases, with dense Keras Adam and with row-sparse updates (bench.sparse).
+MovieLens releases, with dense Keras Adam and with row-sparse updates (bench.training.lazy_adam).
 
 Ratings are generated (never downloaded) with the users, items and ratings counts of each
 release; item and user popularity follow a Zipf-like law, as real ratings do. Each run
@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from bench.archs.mf import MFConfig
-from bench.config import TrainOptions
 from bench.data import Split
 from bench.metrics import RatingScale
-from bench.train import train
+from bench.training.options import TrainOptions
+from bench.training.train import train
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,16 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from bench import study as study_module
 from bench.archs import get_arch
-from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, make_split, read_folder
-from bench.pool import WorkerJob
-from bench.storage import open_storage
-from bench.study import prepare, run_worker
-from bench.train import TrainResult, train
+from bench.sweep import study as study_module
+from bench.sweep.pool import WorkerJob
+from bench.sweep.settings import SweepSettings
+from bench.sweep.storage.backends import open_storage
+from bench.sweep.study import prepare
+from bench.sweep.workers import run_worker
+from bench.training.options import TrainOptions
+from bench.training.train import TrainResult, train
 
 ARCH = get_arch("mf")
 

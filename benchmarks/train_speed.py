@@ -46,12 +46,15 @@ from scale import SHAPES, scale
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
-from bench.config import SweepSettings, TrainOptions
 from bench.data import Split, load_dataset, make_split
-from bench.engine import RUNNERS, inputs
-from bench.storage import open_storage as make_storage
-from bench.study import Objective, prepare, run_study
-from bench.train import predict_codes, train
+from bench.sweep.objective import Objective
+from bench.sweep.settings import SweepSettings
+from bench.sweep.storage.backends import open_storage as make_storage
+from bench.sweep.study import prepare
+from bench.sweep.workers import run_study
+from bench.training.compiled import RUNNERS, inputs
+from bench.training.options import TrainOptions
+from bench.training.train import predict_codes, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

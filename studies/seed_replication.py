@@ -7,4 +7,4 @@ python studies/seed_replication.py [-v] [--quick] [--seed S] [--data-dir DIR] [-
 from bench.cli import script
 
 if __name__ == "__main__":
-    raise SystemExit(script("bench.replication"))
+    raise SystemExit(script("bench.cli.replicate"))

@@ -9,4 +9,4 @@ python studies/sweep.py [-v] [--arch mf|nnmf|nn|all] [--trials N] [--timeout S] 
 from bench.cli import script
 
 if __name__ == "__main__":
-    raise SystemExit(script("bench.sweep"))
+    raise SystemExit(script("bench.cli.sweep"))

@@ -10,8 +10,8 @@ import pytest
 from bench.data import RatingData, locate, make_split, read_folder
 from bench.datasets import get_dataset
 from bench.errors import DataError
-from tests.services import mlflow_server, pg_url  # noqa: F401 - fixtures
-from tests.synthetic import synthetic_ratings, write_folder
+from tests.support.services import mlflow_server, pg_url  # noqa: F401 - fixtures
+from tests.support.synthetic import synthetic_ratings, write_folder
 
 
 @pytest.fixture

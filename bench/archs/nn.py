@@ -114,5 +114,5 @@ NN = Arch(
         test_mae_rounded=0.6957,
         test_mae=0.7088,
     ),
-    jit_compile=True,  # with dropout noise drawn ahead of the loop (bench.engine.EpochNoise)
+    jit_compile=True,  # dropout noise drawn ahead of the loop (training.compiled.EpochNoise)
 )

@@ -32,7 +32,8 @@ from urllib.parse import parse_qsl
 
 import pandas as pd
 
-from bench.datasets.base import Dataset, read_delimited, split_line
+from bench.datasets.base import Dataset
+from bench.datasets.delimited import read_delimited, split_line
 from bench.errors import DataError
 from bench.metrics import RatingScale
 

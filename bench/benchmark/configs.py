@@ -1,0 +1,211 @@
+"""Which config each architecture runs on each fold of a benchmark, and where it came from.
+
+Three protocols: nested tuning per fold (the default; `bench.benchmark.nested_tuning`), a
+pinned file (one config per fold with provenance, as a nested run writes it, or one per
+architecture), or the best trials of sweep studies. Peers from scikit-surprise are tuned
+like nested configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+import bench.benchmark.nested_tuning as nested
+import bench.benchmark.peers as peers
+from bench.archs import ARCHS, get_arch
+from bench.benchmark.spec import BenchmarkSpec
+from bench.datasets import DEFAULT
+from bench.errors import BenchError
+from bench.sweep.storage.backends import open_storage
+from bench.sweep.storage.urls import resolve_storage
+from bench.tracking.tracker import Tracker
+
+ALL_FOLDS = "*"  # a pinned config that applies to every fold
+
+
+def _pinned_entry(arch: str, entry: dict) -> dict[str, tuple[Any, dict]]:
+    """One architecture's pinned entry: {fold: {"config": ..., "provenance": ...}} written
+    by a nested run, or plain config fields for every fold (older files)."""
+    build = get_arch(arch).from_fields
+    if entry and all(isinstance(v, dict) and "config" in v for v in entry.values()):
+        return {fold: (build(v["config"]), v.get("provenance", {})) for fold, v in entry.items()}
+    return {ALL_FOLDS: (build(entry), {"origin": "hand-pinned, no recorded study"})}
+
+
+def load_pinned(path: Path) -> dict[str, dict[str, tuple[Any, dict]]]:
+    """Pinned configs per architecture and fold, each with its provenance."""
+    try:
+        raw = json.loads(path.read_text())
+        return {arch: _pinned_entry(arch, entry) for arch, entry in raw.items()}
+    except (
+        OSError,
+        json.JSONDecodeError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        BenchError,
+    ) as exc:
+        raise BenchError(
+            f"{path}: not a valid pinned-config file ({exc}); expected a JSON mapping of "
+            f"architecture names ({', '.join(ARCHS)}) to config fields, or to folds each with "
+            f"'config' and 'provenance' (as a nested run writes tuned_configs.json)"
+        ) from exc
+
+
+def write_pinned(path: Path, job: Job) -> None:
+    """The configs a run used, per fold with provenance: the file --configs takes."""
+    out = {
+        arch: {
+            fold: {"config": config_fields(config), "provenance": job.provenance[arch][fold]}
+            for fold, config in folds.items()
+        }
+        for arch, folds in job.configs.items()
+        if arch in ARCHS  # peers are tuned afresh by each --peers run
+    }
+    path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
+
+def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, Any]:
+    """The best (validation) trial of each study, rebuilt as a config."""
+    configs = {}
+    for arch, name in names.items():
+        try:
+            study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+            best = study.best_trial
+        except (KeyError, ValueError) as exc:
+            raise BenchError(
+                f"study {name!r} in {storage_url} has no completed trial ({exc}); run "
+                f"`bench sweep --arch {arch}` first or use the pinned configs"
+            ) from exc
+        configs[arch] = get_arch(arch).from_params(best.params)
+    return configs
+
+
+def study_names(spec: BenchmarkSpec, archs: list[str]) -> dict[str, str]:
+    """The sweep study of each architecture that --from-studies reads (and the Pareto plot)."""
+    prefix = "" if spec.dataset == DEFAULT else f"{spec.dataset}-"
+    return {arch: f"{prefix}{arch}-{spec.study_split}" for arch in archs}
+
+
+@dataclass(frozen=True)
+class Job:
+    """The resolved inputs of one benchmark run: each architecture's config per fold."""
+
+    configs: dict[str, dict[str, Any]]  # arch -> fold (or ALL_FOLDS) -> config
+    provenance: dict[str, dict[str, dict]]  # arch -> fold -> where the config came from
+    source: str
+    studies: dict[str, str]
+    previous_file: pd.DataFrame | None
+
+    def config(self, arch: str, fold: str) -> Any:
+        folds = self.configs[arch]
+        return folds[fold] if fold in folds else folds[ALL_FOLDS]
+
+
+def _budget(spec: BenchmarkSpec) -> nested.Budget:
+    return nested.Budget(
+        trials=spec.tune_trials,
+        timeout=spec.tune_timeout or None,
+        max_epochs=spec.max_epochs or nested.Budget.max_epochs,
+        valid_fraction=spec.valid_fraction,
+    )
+
+
+def _nested_configs(spec, archs, data, splits, tracker) -> tuple[dict, dict, str]:
+    budget = _budget(spec)
+    stores = (resolve_storage(spec.storage, tracker.uri), tracker.uri)
+    configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
+    provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
+    for split in splits:
+        for arch in archs:
+            print(f"{split.name}: tuning {arch} ({budget.trials} trials, {budget.timeout} s) ...")
+            tuned = nested.tune(data, split, arch, spec.seed, budget, stores)
+            configs[arch][split.name] = tuned.config
+            provenance[arch][split.name] = tuned.provenance
+    source = (
+        f"nested tuning per fold: {budget.trials} trials, {budget.timeout} s, "
+        f"<= {budget.max_epochs} epochs, validation {budget.valid_fraction} (budget "
+        f"{budget.digest()})"
+    )
+    return configs, provenance, source
+
+
+def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
+    """Each surprise peer tuned per fold on the same validation part and budget."""
+    budget = _budget(spec)
+    storage = open_storage(resolve_storage(spec.storage, tracker.uri))
+    configs: dict[str, dict[str, Any]] = {name: {} for name in peers.PEERS}
+    provenance: dict[str, dict[str, dict]] = {name: {} for name in peers.PEERS}
+    for split in splits:
+        tuning = nested.tuning_split(data, split, spec.seed, budget)
+        for name in peers.PEERS:
+            print(f"{split.name}: tuning peer {name} ...", flush=True)
+            study = nested.study_name(split.dataset, split.name, name, spec.seed, budget)
+            params, origin = peers.tune(name, tuning, budget, spec.seed, storage, study)
+            configs[name][split.name] = peers.PeerSpec(name, params)
+            provenance[name][split.name] = origin
+    return configs, provenance
+
+
+def _fixed_configs(spec, archs, tracker, studies) -> tuple[dict, dict, str]:
+    if spec.protocol == "studies":
+        storage = resolve_storage(spec.storage, tracker.uri)
+        found = configs_from_studies(storage, studies)
+        origin = {"origin": f"best trial of study {{}} in {Path(storage).name}"}
+        provenance = {
+            a: {ALL_FOLDS: {"origin": origin["origin"].format(studies[a])}} for a in archs
+        }
+        source = (
+            f"best trials of the {spec.study_split} studies (tuned on data that overlaps the folds)"
+        )
+        return {a: {ALL_FOLDS: found[a]} for a in archs}, provenance, source
+    if spec.configs is None:
+        raise BenchError(
+            "--protocol pinned needs --configs FILE (studies/pinned_configs.json in a checkout)"
+        )
+    pinned = load_pinned(spec.configs)
+    missing = [a for a in archs if a not in pinned]
+    if missing:
+        raise BenchError(f"{spec.configs} has no config for {missing}")
+    configs = {a: {f: c for f, (c, _) in pinned[a].items()} for a in archs}
+    provenance = {a: {f: p for f, (_, p) in pinned[a].items()} for a in archs}
+    return configs, provenance, f"pinned file {spec.configs.name}"  # no path: the gate matches
+
+
+def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
+    """Part 1: which config each architecture runs on each fold, from where (nested tuning,
+    a pinned file, or sweep studies), and the gate's baseline file."""
+    archs = list(spec.archs)
+    for arch in archs:
+        get_arch(arch)
+    studies = study_names(spec, archs)
+    if spec.protocol == "nested":
+        configs, provenance, source = _nested_configs(spec, archs, data, splits, tracker)
+    else:
+        configs, provenance, source = _fixed_configs(spec, archs, tracker, studies)
+    if spec.max_epochs:
+        configs = {
+            a: {f: replace(c, epochs=min(c.epochs, spec.max_epochs)) for f, c in folds.items()}
+            for a, folds in configs.items()
+        }
+    if spec.peers:
+        peer_configs, peer_provenance = _peer_configs(spec, data, splits, tracker)
+        configs.update(peer_configs)
+        provenance.update(peer_provenance)
+    previous_file = None
+    if spec.baseline is not None:
+        try:
+            previous_file = pd.read_csv(spec.baseline)
+        except (OSError, pd.errors.ParserError) as exc:
+            raise BenchError(f"--baseline {spec.baseline}: cannot read it ({exc})") from exc
+    return Job(configs, provenance, source, studies, previous_file)

@@ -1,0 +1,116 @@
+"""Nested tuning: each fold's config is tuned on that fold's training part only.
+
+For every fold and architecture, an ordinary Optuna study (in the same storage, its trials
+nested MLflow runs) tunes on a validation part carved from the fold's training part; the
+best validation trial's config is then retrained by the benchmark on the fold's whole
+training part and scored once on its test part. No test rating of a fold is ever seen by
+its tuning. A study that already finished its budget is reused, so a rerun of the same
+job is cheap and gives the same configs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import optuna
+
+from bench.archs import get_arch
+from bench.data import RatingData, Split, make_split
+from bench.errors import BenchError
+from bench.sweep.settings import SweepSettings
+from bench.sweep.storage.backends import open_storage
+from bench.sweep.workers import run_study
+from bench.tracking.environment import environment_tags
+
+DONE = "nested_budget_done"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What each (fold, architecture) study may spend."""
+
+    trials: int = 12  # a count, so the configs chosen do not depend on the machine's speed
+    timeout: float | None = 120.0  # a cap per study for slow machines; the trial in flight ends
+    max_epochs: int | None = 50
+    valid_fraction: float = 0.1
+    pruner: str = "median"
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A fold's chosen config and where it came from."""
+
+    config: Any
+    provenance: dict[str, Any]
+
+
+def study_name(dataset: str, fold: str, arch: str, seed: int, budget: Budget) -> str:
+    return f"nested-{dataset}-{fold}-{arch}-s{seed}-{budget.digest()}"
+
+
+def tuning_split(data: RatingData, fold: Split, seed: int, budget: Budget) -> Split:
+    """The fold's training part cut into training and validation, with an EMPTY test part:
+    tuning neither trains on, selects on, nor even scores the fold's test ratings."""
+    base = "seed" if fold.name.startswith("seed") else fold.name
+    split_seed = int(fold.name.removeprefix("seed")) if base == "seed" else seed
+    split = make_split(data, base, seed=split_seed, valid_fraction=budget.valid_fraction)
+    if len(split.train) + len(split.valid) != len(fold.train):
+        raise BenchError(f"{fold.name}: the tuning split does not cover the fold's training part")
+    return replace(split, test=split.test.iloc[:0])
+
+
+def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, stores):
+    storage, tracking_uri = stores
+    return SweepSettings(
+        arch=arch,
+        dataset=split.dataset,
+        n_trials=budget.trials,
+        timeout=budget.timeout,
+        split=split.name,
+        seed=seed,
+        valid_fraction=budget.valid_fraction,
+        pruner=budget.pruner,
+        max_epochs=budget.max_epochs,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        study_name=name,
+        register_champion=False,  # a fold's tuning study: the benchmark registers its own
+    )
+
+
+def tune(
+    data: RatingData, fold: Split, arch: str, seed: int, budget: Budget, stores: tuple[str, str]
+) -> Tuned:
+    """Tune `arch` on `fold`'s training part (or reuse a finished study); its best config."""
+    name = study_name(fold.dataset, fold.name, arch, seed, budget)
+    study = _finished(name, stores[0])
+    if study is None:
+        split = tuning_split(data, fold, seed, budget)
+        study = run_study(_settings(arch, split, name, seed, budget, stores), split)
+        study.set_user_attr(DONE, True)
+    best = study.best_trial
+    finished = [t for t in study.trials if t.state.is_finished()]
+    provenance = {
+        "study": name,
+        "trial": best.number,
+        "metric": "val_mae",
+        "value": best.value,
+        "trials": len(finished),
+        "budget": asdict(budget),
+        "commit": environment_tags()["git_commit"],
+    }
+    return Tuned(get_arch(arch).from_params(best.params), provenance)
+
+
+def _finished(name: str, storage: str) -> optuna.Study | None:
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        return None
+    return study if study.user_attrs.get(DONE) else None

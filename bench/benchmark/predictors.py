@@ -1,0 +1,214 @@
+"""The one predictor seam: learnt configs, baselines and peers, each fitted on a fold and scored.
+
+Every predictor the benchmark runs implements `Predictor` (its MLflow params, and `fit` on a
+split into a `Fitted`), so `evaluate` never asks what it holds. A baseline is one class and one
+line in `BASELINES`; a learnt config is any architecture's config; a peer is a `PeerSpec`.
+Learnt models and peers predict through `with_fallback`: a pair whose user or item has no
+rating in the fold's training part gets the global mean plus the known side's bias.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+import bench.benchmark.peers as peers
+from bench.archs import config_params
+from bench.benchmark.baselines import BiasALS, GlobalMean, Popularity, tune_bias_als
+from bench.benchmark.results import FoldResult
+from bench.data import Split
+from bench.metrics import RANKING, ranking_ks, rating_metrics
+from bench.metrics.ranking import ranking_metrics
+from bench.training.options import TrainOptions
+from bench.training.train import TrainResult, predict_codes, train
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+BIAS_VALID_FRACTION = 0.1  # the bias baseline's regularisation is chosen on this part
+
+
+@dataclass
+class Fitted:
+    """A predictor fitted on one fold: its predictions, and what a learnt one leaves."""
+
+    predict: Predict  # ratings of (user code, item code) pairs
+    score_all: Callable[[], np.ndarray] | None  # every pair's score, for ranking; None: none
+    training: TrainResult | None = None  # history, embeddings and Keras model of a learnt one
+    seconds: float | None = None  # fitting time, when the predictor measures it itself
+
+
+class Predictor(Protocol):
+    """What the benchmark fits on a fold and scores on its test part."""
+
+    loss: str | None  # the training loss that names its curves; None: no curves
+
+    def params(self) -> dict[str, Any]:
+        """What the fold's MLflow run records as its params."""
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        """Fit on the split's training part."""
+
+
+def _score_grid(predict: Predict, n_users: int, n_items: int) -> np.ndarray:
+    users = np.repeat(np.arange(n_users, dtype="int32"), n_items)
+    items = np.tile(np.arange(n_items, dtype="int32"), n_users)
+    return predict(users, items).reshape(n_users, n_items)
+
+
+def _grid_of(predict: Predict, split: Split) -> Callable[[], np.ndarray]:
+    return lambda: _score_grid(predict, split.n_users, split.n_items)
+
+
+def known_pairs(split: Split):
+    """known(users, items): whether both ids have a rating in the split's training part."""
+    seen_users = np.bincount(split.train["user"], minlength=split.n_users) > 0
+    seen_items = np.bincount(split.train["item"], minlength=split.n_items) > 0
+    return lambda users, items: seen_users[users] & seen_items[items]
+
+
+def with_fallback(predict: Predict, split: Split) -> Predict:
+    """`predict` where both ids have a training rating, else the fallback: the global mean
+    plus the known side's bias (BaselineOnly-style ALS on the fold's training part), never a
+    learnt model's untrained embedding rows."""
+    known = known_pairs(split)
+    base = BiasALS(split.n_users, split.n_items, clip=(split.scale.low, split.scale.high))
+    base.fit(split.train)
+
+    def predicted(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        users, items = np.asarray(users), np.asarray(items)
+        out = base.predict(users, items).astype("float64")
+        mask = known(users, items)
+        if mask.any():
+            out[mask] = predict(users[mask], items[mask])
+        return out
+
+    return predicted
+
+
+@dataclass(frozen=True)
+class LearntConfig:
+    """Any registered architecture's config, trained with the harness's engine."""
+
+    config: Any
+
+    @property
+    def loss(self) -> str:
+        return self.config.loss
+
+    def params(self) -> dict[str, Any]:
+        return config_params(self.config)
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        result = train(self.config, split, TrainOptions(seed=seed))
+        model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+        predict = with_fallback(model, split)
+        return Fitted(predict, _grid_of(predict, split), result, result.fit_seconds)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A scikit-surprise peer (`bench.benchmark.peers`) with its tuned params."""
+
+    spec: peers.PeerSpec
+    loss = None
+
+    def params(self) -> dict[str, Any]:
+        return config_params(self.spec)
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        scale = (split.scale.low, split.scale.high)
+        peer, seconds = peers.fit_and_time(self.spec.name, self.spec.params, split.train, scale)
+        predict = with_fallback(peer.predict, split)
+        return Fitted(predict, _grid_of(predict, split) if peer.ranks_all_pairs else None)
+
+
+class _Baseline:
+    """A non-learnt reference: its name is its only param."""
+
+    name = ""
+    loss = None
+
+    def params(self) -> dict[str, Any]:
+        return {"baseline": self.name}
+
+
+class GlobalMeanBaseline(_Baseline):
+    """Every pair gets the training part's mean rating."""
+
+    name = "global_mean"
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        model = GlobalMean().fit(split.train)
+        return Fitted(model.predict, _grid_of(model.predict, split))
+
+
+class BiasBaseline(_Baseline):
+    """BaselineOnly-style ALS biases, their regularisation chosen on a validation part of the
+    fold's training part."""
+
+    name = "bias"
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        fit, valid = train_test_split(split.train, test_size=BIAS_VALID_FRACTION, random_state=seed)
+        model = tune_bias_als(fit, valid, split.n_users, split.n_items)
+        return Fitted(model.predict, _grid_of(model.predict, split))
+
+
+class PopularityBaseline(_Baseline):
+    """Ranks items by their training count (its ratings are the global mean)."""
+
+    name = "popularity"
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        model = Popularity().fit(split.train)
+        counts = model.scores(split.n_items)
+        return Fitted(model.predict, lambda: np.tile(counts, (split.n_users, 1)))
+
+
+BASELINES: dict[str, type[_Baseline]] = {
+    b.name: b for b in (GlobalMeanBaseline, BiasBaseline, PopularityBaseline)
+}
+
+
+def as_predictor(entry: Any) -> Predictor:
+    """A job's entry as a predictor: a baseline name, a peer's spec, or a learnt config."""
+    if isinstance(entry, str):
+        return BASELINES[entry]()
+    if isinstance(entry, peers.PeerSpec):
+        return Peer(entry)
+    return LearntConfig(entry)
+
+
+def _ranking(score_all: Callable[[], np.ndarray] | None, split: Split) -> dict[str, float]:
+    if score_all is None:  # no vectorised scores for every pair: ranking metrics left empty
+        return {m.name: float("nan") for m in RANKING}
+    scores, metrics = score_all(), {}
+    for k in ranking_ks():
+        metrics.update(
+            ranking_metrics(
+                lambda u: scores[u], split.train, split.test, split.n_items, k, scale=split.scale
+            )
+        )
+    return metrics
+
+
+def evaluate(name: str, predictor: Predictor, split: Split, seed: int) -> FoldResult:
+    """Fit `predictor` on the split's training part; score its test part and the ranking."""
+    start = time.perf_counter()
+    fitted = predictor.fit(split, seed)
+    seconds = fitted.seconds if fitted.seconds is not None else time.perf_counter() - start
+    test = split.test
+    users, items = test["user"].to_numpy(), test["item"].to_numpy()
+    y_pred = fitted.predict(users, items)
+    metrics = rating_metrics(test["rating"].to_numpy(), y_pred, "", split.scale)
+    metrics.update(_ranking(fitted.score_all, split))
+    metrics["fit_seconds"] = seconds
+    metrics["n_fallback"] = int(len(test) - known_pairs(split)(users, items).sum())
+    result = fitted.training
+    if result is None:
+        return FoldResult(name, split.name, metrics)
+    return FoldResult(name, split.name, metrics, result.history, result.embeddings, result.model)

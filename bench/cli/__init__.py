@@ -1,0 +1,93 @@
+"""The command line: `bench` and its commands, the studies' scripts; flags in, specs out.
+
+Every command and script starts here, so that its output is set before TensorFlow loads:
+quiet by default, the libraries' logging with `-v`/`--verbose` (see `bench.verbosity`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+import matplotlib
+from mlflow.exceptions import MlflowException
+
+from bench import signals, verbosity
+from bench.errors import BenchError
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a command's main; a user-fixable problem becomes one line on stderr, exit 2.
+
+    `-v`/`--verbose` anywhere in argv (default: sys.argv[1:]) keeps the libraries' logging.
+    SIGTERM stops it as Ctrl-C does: one line, exit 143 (130 for Ctrl-C).
+    """
+    argv, verbose = verbosity.split_flags(sys.argv[1:] if argv is None else argv)
+    verbosity.apply(verbose)
+    matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
+    try:
+        with signals.handled():
+            return main(argv)
+    except (BenchError, MlflowException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(signals.describe(exc), file=sys.stderr)
+        return signals.exit_code(exc)
+
+
+def _command(module: str) -> Callable[[list[str] | None], int]:
+    """A subcommand's main, imported when it is run: `bench --help` need not load TensorFlow."""
+
+    def main(argv: list[str] | None) -> int:
+        return importlib.import_module(module).main(argv)
+
+    return main
+
+
+def script(module: str) -> int:
+    """A studies/*.py script: `module`'s main, imported only once the output is set."""
+    return run(_command(module))
+
+
+COMMANDS = {  # name: (module whose main runs it, one line for `bench --help`)
+    "sweep": ("bench.cli.sweep", "tune architectures with Optuna on a validation split"),
+    "benchmark": (
+        "bench.cli.benchmark",
+        "nested-tuned configs, baselines and peers on folds, gated",
+    ),
+    "replicate": ("bench.cli.replicate", "the seed post's three models with its settings"),
+    "recommend": ("bench.cli.recommend", "a user's top-k unseen movies from a logged model"),
+    "data": ("bench.cli.data", "list the data sets, or locate, verify and summarise one"),
+    "study": ("bench.cli.study", "repair: fail the trials that stopped processes left running"),
+}
+
+
+def usage() -> str:
+    """`bench --help`: every command with its line."""
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {line}" for name, (_, line) in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: bench [-v] COMMAND [options]   (bench COMMAND --help for its options)",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "-v, --verbose  the libraries' logging too (TensorFlow, MLflow, Optuna)",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `bench` command: dispatch to a command's main, importing only that command."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((arg for arg in argv if arg not in verbosity.FLAGS), None)
+    if command not in COMMANDS:
+        asked = command in ("-h", "--help")
+        print(usage(), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
+    rest = list(argv)
+    rest.remove(command)
+    return run(_command(COMMANDS[command][0]), rest)

@@ -1,0 +1,120 @@
+"""`bench benchmark`: the scheduled benchmark job; flags in, a `BenchmarkSpec` out.
+
+Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+from pathlib import Path
+
+import bench.benchmark.nested_tuning as nested
+import bench.benchmark.peers as peers
+from bench.archs import ARCHS
+from bench.benchmark.job import run_benchmark
+from bench.benchmark.results import Outcome
+from bench.benchmark.spec import POST_ARCHS, BenchmarkSpec
+from bench.cli.common import add_data_flags, add_seed_flag, add_storage_flag, add_tracking_flag
+from bench.data import RatingData
+from bench.errors import BenchError
+
+
+def print_outcome(outcome: Outcome) -> int:
+    """The summary, the comparisons and the gate's verdict; the exit code."""
+    print(outcome.summary.to_string(index=False))
+    print("\npaired comparisons over folds:")
+    print("\n".join(f"- {line}" for line in outcome.sentences))
+    if outcome.previous is None:
+        print("\nregression gate: no earlier comparable benchmark run; nothing compared (exit 0)")
+        return 0
+    if outcome.regressions:
+        print("\nREGRESSION:")
+        print("\n".join(f"- {r.message()}" for r in outcome.regressions))
+        return 1
+    print(f"\nregression gate: no metric worse beyond noise and {outcome.min_delta} (exit 0)")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> BenchmarkSpec:
+    """The spec that the command line asks for; one `error:` line for a bad value."""
+    parser = argparse.ArgumentParser(prog="bench benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--protocol",
+        choices=["nested", "pinned", "studies"],
+        default="nested",
+        help="nested: tune each fold on its training part (default); pinned: the --configs "
+        "file; studies: best trials of the sweep studies (tuned on data overlapping the folds)",
+    )
+    parser.add_argument(
+        "--configs", type=Path, help="pinned-config JSON file (with --protocol pinned)"
+    )
+    parser.add_argument(
+        "--from-studies", action="store_true", help="the same as --protocol studies"
+    )
+    parser.add_argument("--tune-trials", type=int, default=nested.Budget.trials)
+    parser.add_argument(
+        "--tune-timeout",
+        type=float,
+        default=nested.Budget.timeout,
+        help="seconds per fold and architecture (0: none)",
+    )
+    parser.add_argument("--valid-fraction", type=float, default=nested.Budget.valid_fraction)
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="add scikit-surprise's SVD, SVD++ and KNNBaseline, tuned with the same budget",
+    )
+    parser.add_argument("--study-split", default="seed", help="split of the studies to read")
+    add_storage_flag(parser, "Optuna storage of the nested and sweep studies")
+    add_data_flags(parser)
+    parser.add_argument(
+        "--archs",
+        default=",".join(POST_ARCHS),
+        help="comma-separated (default: the post's three); all: every registered one",
+    )
+    parser.add_argument("--folds", help="comma-separated folds (default: the data set's)")
+    parser.add_argument("--seeds", type=int, default=0, help="N seed-style splits instead of folds")
+    parser.add_argument(
+        "--baseline", type=Path, help="results.csv of an earlier run to gate against"
+    )
+    parser.add_argument("--min-delta", type=float, default=0.005)
+    parser.add_argument("--report-dir", type=Path, default=Path("reports/benchmark"))
+    parser.add_argument(
+        "--max-epochs", type=int, help=f"cap epochs (nested default {nested.Budget.max_epochs})"
+    )
+    add_seed_flag(parser, "tuning, split and training seed")
+    add_tracking_flag(parser)
+    args = parser.parse_args(argv)
+    if args.peers:
+        peers.require_surprise()
+    if args.from_studies:
+        args.protocol = "studies"
+    if args.archs == "all":
+        args.archs = ",".join(ARCHS)
+    if args.tune_trials < 1 or not 0 < args.valid_fraction < 1 or (args.max_epochs or 1) < 1:
+        raise BenchError("--tune-trials and --max-epochs must be >= 1, --valid-fraction in (0, 1)")
+    fields = {k: v for k, v in vars(args).items() if k != "from_studies"}
+    fields["archs"] = tuple(a for a in args.archs.split(",") if a)
+    fields["folds"] = tuple(f for f in (args.folds or "").split(",") if f)
+    return BenchmarkSpec(**fields)
+
+
+def run(spec: BenchmarkSpec, data: RatingData | None = None) -> int:
+    """Run the job and print its outcome; the exit code (1: a regression)."""
+    return print_outcome(run_benchmark(spec, data))
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec = parse_args(argv)
+    try:
+        return run(spec)
+    except BenchError:
+        raise
+    except Exception as exc:  # the job itself failed: exit 2, never 1 (which means regression)
+        spec.report_dir.mkdir(parents=True, exist_ok=True)
+        (spec.report_dir / "error.log").write_text(traceback.format_exc())
+        raise BenchError(
+            f"benchmark job failed: {type(exc).__name__}: {exc} (traceback in "
+            f"{spec.report_dir / 'error.log'})"
+        ) from exc

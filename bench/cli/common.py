@@ -1,0 +1,42 @@
+"""Flags that several commands share, each defined once with its help text and default."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.datasets import DEFAULT
+
+STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """--dataset and --data-dir: which data set, and where its files are."""
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT,
+        help="registered data set or csv:PATH (bench data list; default %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="the data set's folder (default: $BENCH_DATA_DIR, else the cache, else a download)",
+    )
+
+
+def add_tracking_flag(parser: argparse.ArgumentParser) -> None:
+    """--tracking-uri: the MLflow store."""
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+
+
+def add_storage_flag(parser: argparse.ArgumentParser, what: str = "Optuna storage") -> None:
+    """--storage: where the Optuna studies live."""
+    parser.add_argument(
+        "--storage", help=f"{what}: a journal file or database URL (default: {STORAGE_DEFAULT})"
+    )
+
+
+def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--seed, default 0."""
+    parser.add_argument("--seed", type=int, default=0, help=f"{what} (default %(default)s)")

@@ -1,0 +1,30 @@
+"""`bench replicate`: the seed post's three models with its settings and its kind of split."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.benchmark.replication import QUICK_EPOCHS, ReplicationSpec, replicate, report
+from bench.cli.common import add_data_flags, add_seed_flag, add_tracking_flag
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The replication's flags."""
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs per model")
+    add_seed_flag(parser, "split, init and batch-order seed")
+    add_data_flags(parser)
+    add_tracking_flag(parser)
+    parser.add_argument(
+        "--engine",
+        choices=["compiled", "fit"],
+        default="compiled",
+        help="compiled epoch loop, or a plain Keras fit as the reference (default %(default)s)",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench replicate", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    spec = ReplicationSpec(**vars(parser.parse_args(argv)))
+    print(report(replicate(spec)))
+    return 0

@@ -1,0 +1,195 @@
+"""Tune each registered architecture with Optuna on a validation split, tracked in MLflow.
+
+Rerunning the same command continues the same study (the post's settings are trial 0,
+enqueued once), and the same command on several machines with one database storage runs
+one study together. The timeout applies to each architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from bench.archs import ARCHS, get_arch
+from bench.cli.common import add_data_flags, add_seed_flag, add_storage_flag, add_tracking_flag
+from bench.datasets import get_dataset
+from bench.errors import BenchError
+from bench.metrics import TUNABLE
+from bench.sweep.settings import SweepSettings
+from bench.sweep.shared import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
+from bench.sweep.storage.locks import tracking_setup_lock
+from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
+from bench.sweep.summary import summarise
+from bench.sweep.workers import run_study
+from bench.tracking.tracker import Tracker, resolve_tracking_uri
+
+DEFAULTS = SweepSettings(arch="mf")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", choices=[*ARCHS, "all"], default="all")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        help=f"this invocation's trials per architecture (default {DEFAULTS.n_trials}; "
+        "with --study-trials alone: until the study holds that many)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULTS.timeout,
+        help="seconds per architecture (0: no limit)",
+    )
+    parser.add_argument(
+        "--split", default=DEFAULTS.split, help="seed, or one of the data set's folds"
+    )
+    add_seed_flag(parser, "sampler, split, init and batch-order seed")
+    parser.add_argument("--valid-fraction", type=float, default=DEFAULTS.valid_fraction)
+    parser.add_argument("--metric", choices=TUNABLE, default=DEFAULTS.metric)
+    parser.add_argument(
+        "--pruner", choices=["none", "median", "hyperband"], default=DEFAULTS.pruner
+    )
+    parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
+    parser.add_argument("--max-epochs", type=int, help="cap on sampled epochs (smoke runs)")
+    parser.add_argument(
+        "--sparse-updates",
+        action="store_true",
+        help="row-sparse Adam on embedding tables: a step costs its batch, not the tables "
+        "(for large data sets; see README's Performance)",
+    )
+    add_storage_flag(parser)
+    add_tracking_flag(parser)
+    parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
+    add_data_flags(parser)
+    add_fleet_flags(parser)
+    args = parser.parse_args(argv)
+    validate(args)
+    return args
+
+
+def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags for one study run by several invocations (README: several machines)."""
+    parser.add_argument(
+        "--study-trials",
+        type=int,
+        help="stop once the study holds N started trials, counting every invocation's "
+        "(complete, pruned, failed and running ones)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        help=f"seconds between a running trial's heartbeats on a database storage "
+        f"(default {DEFAULT_HEARTBEAT_S}; not on a journal file)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=DEFAULT_GRACE_S,
+        help="seconds without a heartbeat after which a trial is failed",
+    )
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Refuse values that cannot work, in one line, before anything starts."""
+    checks = [
+        (args.trials is None or args.trials >= 1, "--trials must be at least 1"),
+        (args.study_trials is None or args.study_trials >= 1, "--study-trials must be >= 1"),
+        (args.workers >= 1, "--workers must be at least 1"),
+        (args.max_epochs is None or args.max_epochs >= 1, "--max-epochs must be at least 1"),
+        (args.timeout >= 0, "--timeout must be positive seconds, or 0 for no limit"),
+        (0 < args.valid_fraction < 1, "--valid-fraction must lie strictly between 0 and 1"),
+        (args.grace_period >= 1, "--grace-period must be at least 1 second"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise BenchError(message)
+    splits = get_dataset(args.dataset).splits
+    if args.split not in splits:
+        raise BenchError(f"--split {args.split}: {args.dataset} has {', '.join(splits)}")
+    _validate_heartbeat(args)
+
+
+def _validate_heartbeat(args: argparse.Namespace) -> None:
+    storage = resolve_storage(args.storage, resolve_tracking_uri(args.tracking_uri))
+    interval = args.heartbeat_interval
+    if not is_database(storage):
+        if interval is not None:
+            raise BenchError(
+                f"--heartbeat-interval needs a database storage, not the journal file "
+                f"{storage}; pass --storage or ${STORAGE_ENV} with a database URL, or drop it"
+            )
+        return
+    interval = DEFAULT_HEARTBEAT_S if interval is None else interval
+    if interval < 1 or args.grace_period <= interval:
+        raise BenchError(
+            f"--heartbeat-interval ({interval} s) must be at least 1 second and below "
+            f"--grace-period ({args.grace_period} s)"
+        )
+
+
+def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
+    name = args.study_name
+    if name and args.arch == "all":
+        name = f"{name}-{arch}"
+    return SweepSettings(
+        arch=arch,
+        dataset=args.dataset,
+        n_trials=args.trials or args.study_trials or DEFAULTS.n_trials,
+        timeout=args.timeout or None,
+        split=args.split,
+        seed=args.seed,
+        valid_fraction=args.valid_fraction,
+        metric=args.metric,
+        pruner=args.pruner,
+        workers=args.workers,
+        max_epochs=args.max_epochs,
+        sparse_updates=args.sparse_updates,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        study_name=name,
+        data_dir=args.data_dir,
+    )
+
+
+def control_for(args: argparse.Namespace) -> SweepControl:
+    return SweepControl(
+        study_trials=args.study_trials,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    archs = list(ARCHS) if args.arch == "all" else [args.arch]
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        client = Tracker(tracking_uri).client
+    metric = args.metric.upper()
+    rows = []
+    for arch in archs:
+        settings = settings_for(args, arch)
+        study = run_study(settings, control=control_for(args))
+        s = summarise(client, study)
+        rows.append(
+            {
+                "arch": arch,
+                "study": settings.name,
+                "complete/pruned/failed": f"{s.get('n_complete', 0)}/{s.get('n_pruned', 0)}"
+                f"/{s.get('n_fail', 0)}",
+                "best trial": s.get("best_trial"),
+                f"val {metric}": s.get("best_val"),
+                "test MAE": s.get("best_test_mae"),
+                "test RMSE": s.get("best_test_rmse"),
+                "test MAE rnd": s.get("best_test_mae_rounded"),
+                f"post-settings val {metric}": s.get("post_val"),
+                "post-settings test MAE rnd": s.get("post_test_mae_rounded"),
+                "published MAE rnd": get_arch(arch).reference.test_mae_rounded,
+            }
+        )
+    table = pd.DataFrame(rows)
+    print(f"\nbest trial per architecture, selected on validation {metric} (test never used):")
+    print(table.to_string(index=False, float_format="{:.4f}".format, na_rep="-"))
+    return 0

@@ -1,0 +1,218 @@
+"""Optuna studies over one architecture, every trial a nested MLflow run.
+
+The parent process creates the Optuna study, the MLflow experiment and the study's parent
+run before any worker starts (concurrent creation races on schema set-up); workers only
+load them. Several invocations (machines) may run one study at once: the set-up runs
+once under the storage's lock, a joiner must bring the study's settings, and the parent
+run is closed by the invocation that ends last (see `bench.sweep.shared`, `bench.sweep.reconcile`).
+Trials minimise the validation metric; test metrics are computed and logged to MLflow for
+every finished trial but never stored in Optuna, so the sampler and the pruner cannot see
+them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+
+from bench import signals
+from bench.archs import get_arch
+from bench.data import Split, load_dataset, make_split
+from bench.errors import BenchError
+from bench.sweep.descriptions import (
+    study_description,
+)
+from bench.sweep.progress import say
+from bench.sweep.reconcile import Reconciler
+from bench.sweep.settings import SweepSettings
+from bench.sweep.shared import (
+    SweepControl,
+    invocation_stream,
+    space_version,
+)
+from bench.sweep.storage.backends import create_or_load_study, open_storage
+from bench.sweep.storage.locks import sqlite_wal, tracking_setup_lock
+from bench.sweep.storage.urls import redact, resolve_storage
+from bench.sweep.summary import log_study_summary
+from bench.tracking.environment import environment_tags
+from bench.tracking.tracker import (
+    Tracker,
+    resolve_tracking_uri,
+    split_inputs,
+)
+
+FINISHED_STATES = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What workers need to join a study that the parent already created."""
+
+    settings: SweepSettings
+    storage_url: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    trials_before: int
+    created: bool = False  # this invocation created the study (plain sampler stream)
+    control: SweepControl = field(default_factory=SweepControl)
+    stream: tuple = (0,)  # this invocation's sampler stream (bench.sweep.shared)
+
+
+# what a study made before a setting was stored is taken to have used
+MISSING_IDENTITY = {
+    "dataset": "ml-100k",
+    "pruner": "median",
+    "max_epochs": None,
+    "sparse_updates": False,
+}
+
+
+def _identity(settings: SweepSettings) -> dict:
+    """The settings every invocation joining a study must share with it."""
+    return {
+        "arch": settings.arch,
+        "dataset": settings.dataset,
+        "split": settings.split,
+        "metric": settings.metric,
+        "seed": settings.seed,
+        "valid_fraction": settings.valid_fraction,
+        "pruner": settings.pruner,
+        "max_epochs": settings.max_epochs,
+        "sparse_updates": settings.sparse_updates,
+        "space_version": space_version(get_arch(settings.arch)),
+    }
+
+
+def _check_identity(study: optuna.Study, identity: dict, storage_url: str) -> None:
+    """Refuse, in one line naming what differs, to join a study made with other settings."""
+    missing = {**MISSING_IDENTITY, "space_version": identity["space_version"]}
+    stored = {key: study.user_attrs.get(key, missing.get(key)) for key in identity}
+    differ = [key for key in identity if stored[key] != identity[key]]
+    if differ:
+        theirs = ", ".join(f"{key}={stored[key]!r}" for key in differ)
+        ours = ", ".join(f"{key}={identity[key]!r}" for key in differ)
+        raise BenchError(
+            f"study {study.study_name!r} in {redact(storage_url)} was created with {theirs}, "
+            f"not {ours}; pass another --study-name or the study's own settings"
+        )
+
+
+def prepare(settings: SweepSettings, split: Split, control: SweepControl | None = None) -> Prepared:
+    """Create or join the study, its MLflow experiment and parent run.
+
+    The one-off set-up (settings, trial 0, parent run) runs exactly once, under the
+    storage's creation lock, however many invocations start at the same moment. Trials
+    left running by dead processes are failed in both stores first.
+    """
+    control = control or SweepControl()
+    tracking_uri = resolve_tracking_uri(settings.tracking_uri)
+    storage_url = resolve_storage(settings.storage, tracking_uri)
+    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
+        tracker = Tracker(tracking_uri)
+        experiment_id = tracker.experiment(settings.name)
+        sqlite_wal(tracking_uri)
+    identity = _identity(settings)
+
+    def initialise(study: optuna.Study) -> None:
+        if "mlflow_parent_run_id" in study.user_attrs:
+            return  # a study made before set-up was locked: already set up
+        for key, value in identity.items():
+            study.set_user_attr(key, value)
+        study.enqueue_trial(
+            get_arch(settings.arch).default_params(settings.max_epochs),
+            user_attrs={"baseline": "post"},
+        )
+        parent = _create_parent_run(tracker, experiment_id, settings, split)
+        study.set_user_attr("mlflow_parent_run_id", parent)
+
+    interval, grace = control.heartbeat(storage_url)
+    study, created = create_or_load_study(
+        storage_url,
+        settings.name,
+        heartbeat_interval=interval,
+        grace_period=grace,
+        initialise=initialise,
+    )
+    _check_identity(study, identity, storage_url)
+    joined = len(study.get_trials(deepcopy=False))
+    say(  # no storage address: even redacted, it names the database user
+        f"{settings.name}: created the study"
+        if created
+        else f"{settings.name}: joined the study ({joined} trials so far)"
+    )
+    for repair in Reconciler(study, tracker, experiment_id).run(full=True):
+        say(repair.line(settings.name))
+    parent_run_id = study.user_attrs["mlflow_parent_run_id"]
+    tracker.client.update_run(parent_run_id, status="RUNNING")
+    trials_before = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    return Prepared(
+        settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before,
+        created, control, invocation_stream(created),
+    )  # fmt: skip
+
+
+def _create_parent_run(
+    tracker: Tracker, experiment_id: str, settings: SweepSettings, split: Split
+) -> str:
+    run_id = tracker.start_run(
+        experiment_id,
+        f"study-{settings.name}",
+        tags={"study": settings.name},
+        description=study_description(settings, get_arch(settings.arch), split.provenance),
+    )
+    params = {
+        "sampler": "TPESampler",
+        "pruner": settings.pruner,
+        "metric": f"val_{settings.metric}",
+        "search_space": f"bench.archs.{settings.arch}",
+        **split.provenance,
+    }
+    tracker.log(run_id, params=params, tags={"arch": settings.arch, **environment_tags()})
+    tracker.client.log_inputs(run_id, datasets=split_inputs(split))
+    return run_id
+
+
+def load(prepared: Prepared) -> optuna.Study:
+    """The study, through a storage with this invocation's heartbeat settings."""
+    interval, grace = prepared.control.heartbeat(prepared.storage_url)
+    return optuna.load_study(
+        study_name=prepared.settings.name,
+        storage=open_storage(prepared.storage_url, interval, grace),
+    )
+
+
+def load_split(settings: SweepSettings) -> Split:
+    data = load_dataset(settings.dataset, settings.data_dir)
+    return make_split(
+        data, settings.split, seed=settings.seed, valid_fraction=settings.valid_fraction
+    )
+
+
+def finish_parent(prepared: Prepared, status: str, mine: frozenset[int] = frozenset()) -> None:
+    """Fail what this invocation's processes (`mine`, all ended) left running, record the
+    best trial and Optuna's plots on the parent run, and close it unless a trial of
+    another invocation still runs (that invocation closes it when it ends)."""
+    name = prepared.settings.name
+    tracker = Tracker(prepared.tracking_uri)
+    study = load(prepared)
+    with signals.deferred():
+        for repair in Reconciler(study, tracker, prepared.experiment_id).run(mine, full=True):
+            say(repair.line(name))
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        try:
+            register = prepared.settings.register_champion and not running
+            log_study_summary(tracker, prepared.parent_run_id, study, register=register)
+        finally:
+            if running:
+                say(
+                    f"{name}: {len(running)} trial(s) of other runs still running; the parent "
+                    "run stays RUNNING until the last of them ends"
+                )
+            else:
+                tracker.end(prepared.parent_run_id, status)

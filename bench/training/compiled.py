@@ -1,0 +1,288 @@
+"""The compiled training engine: whole epochs as one compiled loop, reused across trials.
+
+The training arrays live in memory as tensors, and one `tf.function` (XLA-compiled where
+the architecture says so) runs a whole epoch as a `tf.while_loop` of train steps, so
+Python and per-step dispatch drop out of the hot loop. Batches, their order, the initial
+weights and the dropout noise are those a plain Keras `fit` would use (`bench.training.train`).
+
+A runner (`CompiledEpochs`) owns a model, its optimiser and the compiled epoch. Trials whose
+structure matches (`structure_key`: the config without learning rate, epochs and L2
+strengths, which the compiled code reads from variables) share one runner per process
+(`RUNNERS`): the trial's freshly built model is loaded into it and the trained state copied
+back, so the trial pays no tracing and no compilation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from bench.archs.layers import Dropout
+from bench.data import Split
+from bench.errors import BenchError
+from bench.training.lazy_adam import LazyAdam
+from bench.training.options import TrainOptions
+
+
+def inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        frame["user"].to_numpy("int32")[:, None],
+        frame["item"].to_numpy("int32")[:, None],
+        frame["rating"].to_numpy("float32"),
+    )
+
+
+LOSSES = {"mse": keras.losses.MeanSquaredError, "mae": keras.losses.MeanAbsoluteError}
+
+
+def make_optimizer(config: Any) -> keras.optimizers.Optimizer:
+    return keras.optimizers.get(
+        {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
+    )
+
+
+class EpochNoise:
+    """A whole epoch's dropout noise, drawn outside XLA before the compiled epoch runs.
+
+    Under XLA, TensorFlow's random ops draw other numbers than its CPU/GPU kernels, and a
+    seed read from Keras' per-step `SeedGenerator` variable made each dropout about 10x
+    slower than the rest of the step. So the noise of every step is drawn beforehand by the
+    kernels a plain `fit` uses, from the seeds it would use ([seed, counter + step]), and
+    each generator advances once per epoch by the number of steps.
+    """
+
+    def __init__(self, model: keras.Model):
+        self.layers = [
+            layer
+            for layer in model._flatten_layers()
+            if isinstance(layer, Dropout) and layer.rate > 0  # rate 0 has no generator
+        ]
+        self._draw = tf.function(self._draw_fn, jit_compile=False)
+
+    def draw(self, n: int, batch_size: int) -> list[tf.Tensor]:
+        """Per layer: the full batches' noise (steps, batch, ...), then the last batch's."""
+        return self._draw(n, batch_size) if self.layers else []
+
+    def _draw_fn(self, n: int, batch_size: int) -> list[tf.Tensor]:
+        full, last = divmod(n, batch_size)
+        noise = []
+        for layer in self.layers:
+            state = layer.seed_generator.state.value
+            seed = state.read_value()
+            shape = [batch_size, *layer.input.shape[1:]]
+
+            def one(step, seed=seed, shape=shape):
+                return Dropout.noise(seed + tf.stack([0, tf.cast(step, seed.dtype)]), shape)
+
+            noise.append(tf.map_fn(one, tf.range(full), fn_output_signature=tf.float32))
+            shape[0] = max(last, 1)
+            noise.append(one(full, shape=shape))
+            state.assign(seed + tf.constant([0, full + (last > 0)], seed.dtype))
+        return noise
+
+    @contextlib.contextmanager
+    def at(self, noise: list[tf.Tensor], step: tf.Tensor | None) -> Iterator[None]:
+        """While a step is traced, each layer reads its noise (step None: the last batch)."""
+        for layer, full, last in zip(self.layers, noise[::2], noise[1::2], strict=True):
+            layer.step_noise = last if step is None else tf.gather(full, step)
+        try:
+            yield
+        finally:
+            for layer in self.layers:
+                layer.step_noise = None
+
+
+class CompiledEpochs:
+    """Runs epochs of train steps as compiled loops over in-memory tensors.
+
+    The runner owns its model, optimiser and compiled epoch. A trial's model is loaded
+    into it (`load`) and its trained weights copied back out (`store`); the learning rate
+    and the L2 strengths are variables read by the compiled code, so every trial whose
+    structure matches (`structure_key`) reuses the same traced, XLA-compiled epoch.
+    """
+
+    def __init__(self, model: keras.Model, config: Any, jit: bool, sparse: bool):
+        self.model = model
+        self.loss_fn = LOSSES[config.loss]()
+        if sparse and config.optimizer != "adam":
+            raise BenchError(f"sparse updates need the adam optimiser, not {config.optimizer!r}")
+        self.optimizer = LazyAdam(model, config.learning_rate) if sparse else None
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(config)
+            self.optimizer.build(model.trainable_variables)
+            self._initial_state = [v.numpy() for v in self.optimizer.variables]
+        # sparse: LazyAdam applies the tables' L2 itself; dense: one strength per variable
+        self.regularised = [] if sparse else regularised(model)
+        self.l2 = [tf.Variable(0.0, trainable=False) for _ in self.regularised]
+        self.batch_size = config.batch_size
+        self.sparse = sparse
+        self.noise = EpochNoise(self.model) if jit else None
+        self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
+
+    def load(self, model: keras.Model, config: Any) -> None:
+        """Start a trial: `model`'s initial state, fresh optimiser state, its rates."""
+        for mine, theirs in zip(self.model.variables, model.variables, strict=True):
+            mine.assign(theirs.value)
+        for variable, value in zip(self.optimizer.variables, self._initial_state, strict=True):
+            variable.assign(value)
+        self.optimizer.learning_rate.assign(config.learning_rate)
+        for strength, variable in zip(self.l2, regularised(model), strict=True):
+            strength.assign(variable.regularizer.l2)
+
+    def store(self, model: keras.Model) -> None:
+        """Copy the trained state into `model` (the trial's own, returned to the caller)."""
+        for theirs, mine in zip(model.variables, self.model.variables, strict=True):
+            theirs.assign(mine.value)
+
+    def _penalties(self) -> list[tf.Tensor]:
+        if self.sparse:
+            return LazyAdam.regularisation(self.model)
+        pairs = zip(self.l2, self.regularised, strict=True)
+        return [strength * tf.reduce_sum(tf.square(v.value)) for strength, v in pairs]
+
+    def _weighted_step(self, rows: tf.Tensor, data: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """One train step on `rows`; returns its loss times its batch size."""
+        users, items, ratings = (tf.gather(column, rows) for column in data)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self.loss_fn(ratings, self.model([users, items], training=True))
+            penalties = self._penalties()
+            if penalties:
+                loss += tf.add_n(penalties)
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
+
+    def _noise_at(self, noise: list[tf.Tensor], step: tf.Tensor | None):
+        return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
+
+    def _epoch_fn(self, order: tf.Tensor, data: tuple, noise: list, valid: tuple) -> tuple:
+        """All full batches in a while loop, then the partial last batch (static shape);
+        then the predictions for `valid` (user and item codes; may be empty)."""
+        n = order.shape[0]
+        batch_size = min(self.batch_size, n)
+
+        def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            rows = tf.slice(order, [step * batch_size], [batch_size])
+            with self._noise_at(noise, step):
+                return step + 1, total + self._weighted_step(rows, data)
+
+        full = n // batch_size
+        _, total = tf.while_loop(
+            lambda step, _: step < full, body, (tf.constant(0), tf.constant(0.0))
+        )
+        if full * batch_size < n:
+            with self._noise_at(noise, None):
+                total += self._weighted_step(order[full * batch_size :], data)
+        if not valid:
+            return total, tf.zeros([0])
+        return total, tf.reshape(self.model(list(valid), training=False), [-1])
+
+    def run_epoch(self, order: np.ndarray, data: tuple, valid: tuple) -> tuple:
+        """(mean train loss, validation predictions or None) of one epoch."""
+        batch_size = min(self.batch_size, len(order))
+        noise = self.noise.draw(len(order), batch_size) if self.noise else []
+        total, predictions = self._epoch(tf.constant(order), data, noise, valid)
+        return float(total) / len(order), (predictions.numpy() if valid else None)
+
+    def epochs(self, train: pd.DataFrame, valid: pd.DataFrame, max_rows: int) -> EpochRunner:
+        return EpochRunner(self, train, valid, max_rows)
+
+
+class EpochRunner:
+    """One trial's data bound to a compiled runner. The validation part (up to `max_rows`
+    ratings, else it is predicted apart, in batches) is predicted inside the compiled
+    epoch, so validating costs no call of its own."""
+
+    def __init__(self, compiled: CompiledEpochs, train: pd.DataFrame, valid, max_rows: int):
+        self.compiled, self.model = compiled, compiled.model
+        self.data = tuple(map(tf.constant, inputs(train)))
+        inside = 0 < len(valid) <= max_rows
+        self.valid = tuple(map(tf.constant, inputs(valid)[:2])) if inside else ()
+        self.predictions: np.ndarray | None = None
+
+    def store(self, model: keras.Model) -> None:
+        self.compiled.store(model)
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        loss, self.predictions = self.compiled.run_epoch(order, self.data, self.valid)
+        return loss
+
+
+def regularised(model: keras.Model) -> list[Any]:
+    """The trainable variables with a weight regulariser (all L2 in this harness)."""
+    found = [v for v in model.trainable_variables if v.regularizer is not None]
+    for variable in found:
+        if not isinstance(variable.regularizer, keras.regularizers.L2):
+            raise BenchError(f"{variable.path}: only L2 weight regularisers are supported")
+    return found
+
+
+class RunnerCache:
+    """Compiled runners of this process by structure, least recently used evicted first.
+
+    Bounded by count and by the bytes of the variables the runners hold, so large tables
+    do not pin gigabytes; a reused runner costs no tracing, no compilation and no new
+    native memory."""
+
+    def __init__(self, max_runners: int = 8, max_bytes: int = 256 * 2**20):
+        self.max_runners, self.max_bytes = max_runners, max_bytes
+        self.runners: OrderedDict[tuple, tuple[CompiledEpochs, int]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, create: Callable[[], CompiledEpochs]) -> CompiledEpochs:
+        if key in self.runners:
+            self.hits += 1
+            self.runners.move_to_end(key)
+            return self.runners[key][0]
+        self.misses += 1
+        runner = create()
+        size = sum(int(np.prod(v.shape)) * 4 for v in runner.model.variables) * 3
+        self.runners[key] = (runner, size)
+        while len(self.runners) > 1 and (
+            len(self.runners) > self.max_runners
+            or sum(size for _, size in self.runners.values()) > self.max_bytes
+        ):
+            self.runners.popitem(last=False)
+        return runner
+
+    def clear(self) -> None:
+        self.runners.clear()
+        self.hits = self.misses = 0
+
+
+RUNNERS = RunnerCache()
+
+
+def structure_key(model: keras.Model, config: Any, jit: bool, sparse: bool) -> tuple:
+    """What a compiled epoch depends on: the config with the fields the runner takes as
+    inputs (learning rate, epochs, L2 strengths) cleared, and the variables' shapes."""
+    cleared = {f.name: None for f in dataclasses.fields(config) if _is_runtime_field(f.name)}
+    shapes = tuple((tuple(v.shape), v.regularizer is not None) for v in model.variables)
+    return (config.arch, dataclasses.replace(config, **cleared), shapes, jit, sparse)
+
+
+def _is_runtime_field(name: str) -> bool:
+    return name in ("learning_rate", "epochs") or name == "l2" or name.endswith("_l2")
+
+
+def compiled_runner(arch, model: keras.Model, config: Any, split: Split, options: TrainOptions):
+    """The process's runner for this structure, loaded with `model`'s initial state. The
+    sparse path bakes its rates into the trace, so it trains `model` in a runner of its own."""
+    jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
+    if options.sparse_updates:
+        return CompiledEpochs(model, config, jit, sparse=True)
+
+    def create() -> CompiledEpochs:
+        return CompiledEpochs(arch.build(config, split.n_users, split.n_items), config, jit, False)
+
+    compiled = RUNNERS.get(structure_key(model, config, jit, False), create)
+    compiled.load(model, config)
+    return compiled

@@ -1,0 +1,25 @@
+"""How a config is trained (engine, seed, XLA), as opposed to what is trained (`bench.archs`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a config is trained, as opposed to what is trained.
+
+    engine "compiled" runs each epoch as one compiled TensorFlow loop (optionally XLA);
+    engine "fit" runs a plain Keras `model.fit` on exactly the same batches, the
+    reference that the compiled path must match. jit_compile None takes the
+    architecture's declared default (`Arch.jit_compile`: where XLA measured faster).
+    sparse_updates (compiled engine, Adam) updates only the embedding rows of each batch,
+    so a step's cost follows the batch and not the table size (`bench.training.lazy_adam.LazyAdam`).
+    """
+
+    seed: int = 0
+    engine: Literal["compiled", "fit"] = "compiled"
+    jit_compile: bool | None = None
+    eval_batch_size: int = 65536
+    sparse_updates: bool = False  # row-sparse Adam on embedding tables (bench.training.lazy_adam)

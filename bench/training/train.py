@@ -1,0 +1,218 @@
+"""Fit one config on one split and measure it.
+
+Both engines train on the same batches in the same order (a seeded permutation per epoch)
+from the same initial weights, so they learn the same model:
+
+- "fit": a plain Keras `model.fit` per epoch, the reference;
+- "compiled" (`bench.training.compiled`): one compiled `tf.while_loop` per epoch over in-memory
+  tensors, XLA where the architecture says so, shared by the trials of one structure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from bench.archs import arch_of
+from bench.data import Split
+from bench.errors import BenchError
+from bench.metrics import rating_metrics
+from bench.training.compiled import compiled_runner, inputs, make_optimizer
+from bench.training.embeddings import embedding_stats, embedding_summary, mae_rmse
+from bench.training.options import TrainOptions
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingDiverged(BenchError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainResult:
+    config: Any
+    history: dict[str, list[float]]
+    test: dict[str, float]
+    fit_seconds: float
+    epoch_seconds: list[float]
+    n_params: int
+    model: keras.Model
+    embeddings: dict[str, np.ndarray] = field(repr=False)
+    embedding_tables: dict[str, pd.DataFrame] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.embedding_tables = {k: embedding_stats(v) for k, v in self.embeddings.items()}
+
+    @property
+    def compile_seconds(self) -> float:
+        """Tracing and compilation, estimated as the first epoch's excess over the median."""
+        if len(self.epoch_seconds) < 2:
+            return 0.0
+        return max(0.0, self.epoch_seconds[0] - float(np.median(self.epoch_seconds[1:])))
+
+    @property
+    def train_seconds(self) -> float:
+        """Steady-state training time: the epochs' train steps, without compilation."""
+        return sum(self.epoch_seconds) - self.compile_seconds
+
+    def final_metrics(self) -> dict[str, float]:
+        """The one-number-per-run figures (the curves in `history` are logged apart)."""
+        metrics = dict(self.test)
+        metrics.update(
+            fit_seconds=self.fit_seconds,
+            compile_seconds=self.compile_seconds,
+            train_seconds=self.train_seconds,
+            n_params=float(self.n_params),
+        )
+        for name, table in self.embeddings.items():
+            metrics.update(embedding_summary(name, table))
+        return metrics
+
+
+def epoch_orders(n: int, epochs: int, seed: int) -> Iterator[np.ndarray]:
+    """The row order of each epoch: one seeded permutation per epoch."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        yield rng.permutation(n).astype("int32")
+
+
+class _PlainFitEpochs:
+    """The reference: Keras `fit` for one epoch on the rows in the given order."""
+
+    def __init__(self, model: keras.Model, config: Any, train: pd.DataFrame):
+        self.model = model
+        model.compile(optimizer=make_optimizer(config), loss=config.loss, jit_compile=False)
+        self.users, self.items, self.ratings = inputs(train)
+        self.batch_size = config.batch_size
+        self.predictions = None  # validation is predicted apart
+
+    def store(self, model: keras.Model) -> None:
+        """Nothing to copy: `fit` trains the trial's own model."""
+
+    def run_epoch(self, order: np.ndarray) -> float:
+        x = [self.users[order], self.items[order]]
+        history = self.model.fit(
+            x, self.ratings[order], batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0
+        )
+        return float(history.history["loss"][0])
+
+
+def predict_codes(
+    model: keras.Model, users: np.ndarray, items: np.ndarray, batch_size: int = 65536
+) -> np.ndarray:
+    """Eager inference on code arrays in large batches: a few ms per call and, unlike a
+    tf.function, no tracing or compiled code per trial. Non-finite predictions mean
+    divergence."""
+    users = np.asarray(users, dtype="int32").reshape(-1, 1)
+    items = np.asarray(items, dtype="int32").reshape(-1, 1)
+    parts = [
+        np.asarray(model([users[start : start + batch_size], items[start : start + batch_size]]))
+        for start in range(0, len(users), batch_size)
+    ]
+    return finite_or_raise(np.concatenate(parts).reshape(-1), model.name)
+
+
+def finite_or_raise(predictions: np.ndarray, name: str) -> np.ndarray:
+    """Non-finite predictions mean the training diverged."""
+    if not np.isfinite(predictions).all():
+        raise TrainingDiverged(
+            f"{name}: predictions contain NaN or inf; lower the learning rate or add regularisation"
+        )
+    return predictions
+
+
+class _Validation:
+    """The validation part as arrays (converted once, not every epoch) and its figures."""
+
+    def __init__(self, split: Split, loss: str, batch_size: int):
+        self.users, self.items, self.ratings = inputs(split.valid)
+        self.loss, self.batch_size = loss, batch_size
+
+    def __len__(self) -> int:
+        return len(self.ratings)
+
+    def logs(self, model: keras.Model, y_pred: np.ndarray | None) -> dict[str, float]:
+        """Figures of `y_pred`, the runner's predictions (None: predict here, eagerly)."""
+        if y_pred is None:
+            y_pred = predict_codes(model, self.users, self.items, self.batch_size)
+        finite_or_raise(y_pred, model.name)
+        val_mae, val_rmse = mae_rmse(self.ratings, y_pred)
+        val_loss = val_mae if self.loss == "mae" else val_rmse**2
+        return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
+
+
+def _run_epochs(runner, config, split, options, on_epoch_end):
+    """Every epoch: train, check for divergence, validate, report; (history, seconds)."""
+    validation = _Validation(split, config.loss, options.eval_batch_size)
+    history: dict[str, list[float]] = defaultdict(list)
+    epoch_seconds = []
+    for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
+        epoch_start = time.perf_counter()
+        logs = {"train_loss": runner.run_epoch(order)}
+        epoch_seconds.append(time.perf_counter() - epoch_start)
+        if not np.isfinite(logs["train_loss"]):
+            raise TrainingDiverged(
+                f"{config.arch}: train loss is {logs['train_loss']} at epoch {epoch}; "
+                f"lower the learning rate or add regularisation"
+            )
+        if len(validation):
+            logs.update(validation.logs(runner.model, runner.predictions))
+        for name, value in logs.items():
+            history[name].append(value)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+    return dict(history), epoch_seconds
+
+
+def train(
+    config: Any,
+    split: Split,
+    options: TrainOptions | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainResult:
+    """Train `config` on `split.train`, track `split.valid` per epoch, score `split.test`.
+
+    `on_epoch_end(epoch, logs)` sees train and validation figures only (never test), and
+    may raise to stop training (pruning).
+    """
+    options = options or TrainOptions()
+    arch = arch_of(config)
+    keras.utils.set_random_seed(options.seed)
+    model = arch.build(config, split.n_users, split.n_items)
+    if options.engine == "fit":
+        if options.sparse_updates:
+            raise BenchError("sparse updates need the compiled engine, not the plain fit")
+        runner = _PlainFitEpochs(model, config, split.train)
+    else:
+        compiled = compiled_runner(arch, model, config, split, options)
+        runner = compiled.epochs(split.train, split.valid, options.eval_batch_size)
+    start = time.perf_counter()
+    history, epoch_seconds = _run_epochs(runner, config, split, options, on_epoch_end)
+    fit_seconds = time.perf_counter() - start
+    runner.store(model)
+    test_users, test_items, test_ratings = inputs(split.test)
+    test = {}
+    if len(test_ratings):  # nested tuning's splits have no test part
+        test_pred = predict_codes(model, test_users, test_items, options.eval_batch_size)
+        test = rating_metrics(test_ratings, test_pred, "test", split.scale)
+    embeddings = {  # without the spare last row, which no code reaches
+        name: model.get_layer(layer).get_weights()[0][:-1]
+        for name, layer in arch.embedding_layers.items()
+    }
+    return TrainResult(
+        config=config,
+        history=history,
+        test=test,
+        fit_seconds=fit_seconds,
+        epoch_seconds=epoch_seconds,
+        n_params=model.count_params(),
+        model=model,
+        embeddings=embeddings,
+    )

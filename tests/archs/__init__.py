@@ -1,0 +1,1 @@
+"""Tests of the architectures: models, search spaces, registry."""

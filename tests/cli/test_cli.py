@@ -1,0 +1,106 @@
+"""Bad input gives one clear line on stderr and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import verbosity
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_missing_data_folder_is_one_line(tmp_path, capsys):
+    assert main(["data", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "holds no u.data" in err
+
+
+def test_unknown_command_prints_usage():
+    assert main(["frobnicate"]) == 2
+
+
+def test_data_command_reports_verified_folder(real_data_dir, capsys):
+    assert main(["data", "--data-dir", str(real_data_dir)]) == 0
+    assert "verified; 100000 ratings, 943 users, 1682 items" in capsys.readouterr().out
+
+
+def test_study_script_with_unwritable_store_fails_cleanly(real_data_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    uri = f"sqlite:///{blocker}/mlflow.db"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "studies/seed_replication.py",
+            "--quick",
+            "--data-dir",
+            str(real_data_dir),
+            "--tracking-uri",
+            uri,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"error: cannot open the MLflow store '{uri}'" in proc.stderr
+    assert "training mf" not in proc.stdout  # failed before any training started
+
+
+NOISE = ("onednn", "cuda", "absl", "i0000", "e0000", "w0000", "view run", "alembic", "info ")
+
+
+@pytest.mark.integration
+def test_study_script_prints_only_its_own_lines(real_data_dir, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in verbosity.ENVIRONMENT}
+    env.pop(verbosity.MARKER, None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "studies/seed_replication.py"),
+            "--quick",
+            "--data-dir",
+            str(real_data_dir),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    noisy = [line for line in proc.stderr.splitlines() if any(n in line.lower() for n in NOISE)]
+    assert noisy == []
+    assert len(proc.stderr.splitlines()) <= 2, proc.stderr[-2000:]
+    assert "training mf" in proc.stdout and len(proc.stdout.splitlines()) < 80
+
+
+def test_verbose_flag_is_taken_out_of_the_arguments_and_keeps_the_environment(monkeypatch):
+    assert verbosity.split_flags(["--quick", "-v", "--seed", "1"]) == (
+        ["--quick", "--seed", "1"],
+        True,
+    )
+    assert verbosity.split_flags(["--verbose"]) == ([], True)
+    assert verbosity.split_flags(["--quick"]) == (["--quick"], False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv(verbosity.MARKER, "1")
+    verbosity.apply(verbose=True)
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ and verbosity.MARKER not in os.environ
+
+
+def test_stderr_to_devnull_swallows_native_writes_and_restores_the_descriptor(capfd):
+    with verbosity.stderr_to_devnull():
+        os.write(2, b"native chatter\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

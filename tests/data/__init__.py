@@ -1,0 +1,1 @@
+"""Tests of data sets and the data machinery: fetch, parse, split."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share: generated data, services, subprocess sweeps."""

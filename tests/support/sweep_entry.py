@@ -1,0 +1,31 @@
+"""`bench sweep` for subprocess tests: `python -m tests.support.sweep_entry [sweep flags]`.
+
+It adds one data set to the registry, `synthetic`: MovieLens-100k's format without its
+checksums, for the small folders that tests/synthetic.py writes (the real ml-100k entry
+refuses them, rightly). Everything else is the real command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench.cli import run
+from bench.cli.sweep import main
+from bench.datasets import DATASETS
+from bench.datasets.ml100k import ML100K
+
+SYNTHETIC = replace(
+    ML100K,
+    name="synthetic",
+    description="generated ratings in MovieLens-100k's format (tests only)",
+    folder="synthetic",
+    url=None,
+    archive_size=None,
+    archive_sha256=None,
+    files_sha256={},
+    n_ratings=None,
+)
+DATASETS.setdefault(SYNTHETIC.name, SYNTHETIC)
+
+if __name__ == "__main__":
+    raise SystemExit(run(main))

@@ -1,0 +1,1 @@
+"""Tests of sweeps: studies, storages, shared studies."""

@@ -1,0 +1,317 @@
+"""Tiny Optuna studies on small generated data: Optuna and MLflow must agree trial by trial."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from bench.archs import get_arch
+from bench.data import make_split, read_folder
+from bench.sweep import objective as objective_module
+from bench.sweep import samplers
+from bench.sweep import study as study_module
+from bench.sweep.settings import SweepSettings
+from bench.sweep.storage.backends import open_storage as make_storage
+from bench.sweep.summary import log_study_plots
+from bench.sweep.workers import run_study
+from bench.tracking.tracker import Tracker
+from tests.support.synthetic import synthetic_ratings, write_folder
+from tests.tracking.test_serving import SERVE
+
+NAME_SUFFIX = {"COMPLETE": "", "PRUNED": " (pruned)", "FAIL": " (failed)"}
+MLFLOW_STATUS = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAILED", "KILLED"}}
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow artifacts go to ./mlruns
+
+    def settings(arch: str, **changes) -> SweepSettings:
+        base = SweepSettings(
+            arch=arch,
+            n_trials=3,
+            timeout=None,
+            max_epochs=2,
+            storage=str(tmp_path / "journal.log"),
+            tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        )
+        return replace(base, **changes)
+
+    return settings
+
+
+def _trials_and_runs(settings: SweepSettings):
+    study = optuna.load_study(study_name=settings.name, storage=make_storage(settings.storage))
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.name)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    return study, client, runs
+
+
+def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
+    study, client, runs = _trials_and_runs(settings)
+    children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == len(study.trials)
+    for trial in study.trials:
+        run = children[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["trial_number"] == str(trial.number)
+        assert run.data.tags["trial_state"] == trial.state.name
+        assert run.info.status in MLFLOW_STATUS[trial.state.name]
+        assert run.info.run_name == f"trial-{trial.number:04d}" + NAME_SUFFIX[trial.state.name]
+        assert f"**{trial.state.name}**" in run.data.tags["mlflow.note.content"]
+        assert run.data.params == {name: str(value) for name, value in trial.params.items()}
+        assert {d.dataset.name for d in run.inputs.dataset_inputs} == {
+            f"ml-100k/seed/{part}" for part in ("train", "valid", "test")
+        }
+        history = client.get_metric_history(run.info.run_id, "val_mae")
+        assert len(history) == len(trial.intermediate_values)
+        assert sorted(m.value for m in history) == pytest.approx(
+            sorted(trial.intermediate_values.values())
+        )
+        assert "config.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+        loss = trial.params["loss"]
+        assert len(client.get_metric_history(run.info.run_id, f"train_loss_{loss}")) == len(history)
+        assert not any(key.startswith(("train_loss", "val_loss")) and not key.endswith(loss)
+                       for key in run.data.metrics)  # fmt: skip
+        if trial.state.name == "COMPLETE":
+            assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
+            assert run.data.metrics["val_mae"] == pytest.approx(trial.value)
+            assert "emb_item_norm_mean" in run.data.metrics
+            assert len(run.data.metrics) <= 40
+        assert not any("test" in key for key in trial.user_attrs)  # test stays out of Optuna
+    return study
+
+
+@pytest.mark.parametrize("arch", ["mf", "nnmf", "nn"])
+def test_tiny_study_agrees_across_stores(small_split, tiny, arch):
+    settings = tiny(arch)
+    study = run_study(settings, small_split)
+    assert len(study.trials) == 3
+    assert study.trials[0].params == get_arch(arch).default_params(max_epochs=2)
+    assert_stores_agree(settings)
+
+
+def test_a_sparse_updates_study_trains_and_records_it(small_split, tiny, tmp_path):
+    settings = tiny("mf", sparse_updates=True)
+    run_study(settings, small_split)
+    study, client, runs = _trials_and_runs(settings)
+    trial_runs = [r for r in runs if "trial_number" in r.data.tags]
+    assert len(trial_runs) == 3
+    for run in trial_runs:
+        path = client.download_artifacts(run.info.run_id, "config.json", str(tmp_path))
+        config = json.loads(Path(path).read_text())
+        assert config["training"]["sparse_updates"] is True
+    assert_stores_agree(settings)
+
+
+def test_rerun_resumes_without_a_second_baseline(small_split, tiny):
+    settings = tiny("mf", n_trials=2)
+    run_study(settings, small_split)
+    study = run_study(settings, small_split)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert sum(t.user_attrs.get("baseline") == "post" for t in study.trials) == 1
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
+    assert_stores_agree(settings)
+
+
+def test_resume_with_other_settings_is_refused(small_split, tiny):
+    run_study(tiny("mf", n_trials=1), small_split)
+    with pytest.raises(Exception, match="was created with"):
+        run_study(tiny("mf", n_trials=1, metric="rmse"), small_split)
+
+
+def test_two_workers_run_exactly_n_distinct_trials(small_split, tiny):
+    settings = tiny("mf", n_trials=5, workers=2)
+    study = run_study(settings, small_split)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
+    assert all(t.state != optuna.trial.TrialState.FAIL for t in study.trials)
+    assert_stores_agree(settings)
+
+
+def test_nan_trial_fails_and_the_study_goes_on(small_split, tiny, monkeypatch):
+    mf = get_arch("mf")
+
+    def diverging_second_trial(trial, max_epochs):
+        config = mf.suggest(trial, max_epochs)
+        return replace(config, optimizer="sgd", learning_rate=1e9) if trial.number == 1 else config
+
+    patched = replace(mf, suggest=diverging_second_trial)
+    monkeypatch.setattr(study_module, "get_arch", lambda name: patched)
+    monkeypatch.setattr(objective_module, "get_arch", lambda name: patched)
+    settings = tiny("mf", n_trials=3, pruner="none")
+    study = run_study(settings, small_split)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]
+    _, client, runs = _trials_and_runs(settings)
+    failed = next(r for r in runs if r.data.tags.get("trial_number") == "1")
+    assert failed.info.status == "FAILED"
+    assert "TrainingDiverged" in failed.data.tags["error"]
+    assert_stores_agree(settings)
+
+
+def test_interrupt_marks_the_trial_and_closes_runs_then_resumes(small_split, tiny, monkeypatch):
+    real_train = objective_module.train
+    calls = []
+
+    def interrupted_second_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, "train", interrupted_second_call)
+    settings = tiny("mf", n_trials=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(settings, small_split)
+    study, _, runs = _trials_and_runs(settings)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL"]
+    assert all(r.info.status != "RUNNING" for r in runs)
+    assert {r.info.status for r in runs if "mlflow.parentRunId" not in r.data.tags} == {"KILLED"}
+
+    monkeypatch.setattr(objective_module, "train", real_train)
+    study = run_study(settings, small_split)
+    assert len(study.trials) == 5
+    assert_stores_agree(settings)
+
+
+class SpyPruner(optuna.pruners.MedianPruner):
+    """Records every number the pruner is shown."""
+
+    def __init__(self):
+        super().__init__(n_startup_trials=0, n_warmup_steps=0)
+        self.seen: list[float] = []
+
+    def prune(self, study, trial):
+        self.seen += list(trial.intermediate_values.values())
+        self.seen += [t.value for t in study.get_trials(deepcopy=False) if t.value is not None]
+        return super().prune(study, trial)
+
+
+def test_sampler_and_pruner_never_see_test_metrics(small_split, tiny, monkeypatch):
+    spy = SpyPruner()
+    monkeypatch.setattr(samplers, "make_pruner", lambda name, max_epochs: spy)
+    settings = tiny("mf", n_trials=4, max_epochs=3)
+    study = run_study(settings, small_split)
+    _, client, runs = _trials_and_runs(settings)
+    test_values = {r.data.metrics[k] for r in runs for k in r.data.metrics if k.startswith("test_")}
+    val_values = {
+        m.value
+        for r in runs
+        if "mlflow.parentRunId" in r.data.tags
+        for m in client.get_metric_history(r.info.run_id, "val_mae")
+    }
+    assert spy.seen
+    assert all(any(abs(s - v) < 1e-9 for v in val_values) for s in spy.seen)
+    assert not any(abs(s - t) < 1e-12 for s in spy.seen for t in test_values)
+    completed = [t for t in study.trials if t.value is not None]
+    assert all(any(abs(t.value - v) < 1e-9 for v in val_values) for t in completed)
+
+
+def test_recycled_worker_processes_run_exactly_n_distinct_trials(small_split, tiny):
+    settings = tiny("mf", n_trials=5, trials_per_process=2)  # processes of 2, 2 and 1 trials
+    study = run_study(settings, small_split)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 5
+    assert_stores_agree(settings)
+
+
+class PruneFromTrialOne(optuna.pruners.BasePruner):
+    """Prunes every trial but the first after its second epoch."""
+
+    def prune(self, study, trial):
+        return trial.number > 0 and max(trial.intermediate_values, default=0) >= 1
+
+
+def test_pruned_and_failed_trials_are_recognisable_in_the_runs_table(
+    small_split, tiny, monkeypatch
+):
+    monkeypatch.setattr(samplers, "make_pruner", lambda name, max_epochs: PruneFromTrialOne())
+    settings = tiny("mf", n_trials=2, max_epochs=4)
+    study = run_study(settings, small_split)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED"]
+    _, client, runs = _trials_and_runs(settings)
+    pruned = next(r for r in runs if r.data.tags.get("trial_number") == "1")
+    assert pruned.info.run_name == "trial-0001 (pruned)"
+    assert "Stopped after epoch 2 of 4" in pruned.data.tags["mlflow.note.content"]
+    assert not any(key.startswith("test_") for key in pruned.data.metrics)
+    assert_stores_agree(settings)
+
+
+@pytest.fixture
+def served_ids(tmp_path):
+    """Generated data whose raw ids include user 196 and item 242, as in MovieLens."""
+    ratings = synthetic_ratings()
+    ratings = ratings.assign(user_id=ratings["user_id"] + 180, item_id=ratings["item_id"] + 230)
+    data = read_folder(write_folder(tmp_path / "ids", ratings))
+    return make_split(data, "seed", seed=0, valid_fraction=0.1)
+
+
+def test_best_trial_is_the_champion_and_serves_where_bench_cannot_be_imported(
+    served_ids, tiny, tmp_path
+):
+    settings = tiny("mf", n_trials=3)
+    study = run_study(settings, served_ids)
+    client = MlflowClient(settings.tracking_uri)
+    version = client.get_model_version_by_alias("recsys-mf-ml-100k", "champion")
+    best = study.best_trial
+    assert version.run_id == best.user_attrs["mlflow_run_id"]
+    assert f"study {settings.name}: trial {best.number}" in version.description
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    note = parent.data.tags["mlflow.note.content"]
+    assert f"**Best trial: {best.number}**" in note and "recsys-mf-ml-100k" in note
+    assert "- `k`: 1..256 (log scale)" in note and "Not yet" not in note
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/best_trial_embeddings.png" in plots
+    frame = pd.DataFrame({"user": [196], "item": [242]})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    out = subprocess.run(
+        [sys.executable, "-c", SERVE, "models:/recsys-mf-ml-100k@champion", frame.to_json()],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    served = json.loads(out.stdout.strip().splitlines()[-1])
+    logged = client.get_run(best.user_attrs["mlflow_run_id"]).data.tags["rating_model_uri"]
+    expected = mlflow.pyfunc.load_model(logged).predict(frame)["rating"]
+    assert served == pytest.approx(expected.tolist())
+    assert served[0] != pytest.approx(served_ids.train["rating"].mean())  # not the fallback
+
+
+def _study_with(n_complete: int) -> optuna.Study:
+    study = optuna.create_study()
+    distributions = {
+        "k": optuna.distributions.IntDistribution(1, 256, log=True),
+        "learning_rate": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True),
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(n_complete):
+        params = {"k": int(rng.integers(1, 256)), "learning_rate": float(rng.uniform(1e-4, 0.1))}
+        value = 0.7 + params["learning_rate"] + rng.normal(scale=0.01)
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                  value=value))  # fmt: skip
+    return study
+
+
+@pytest.mark.parametrize(("n_complete", "importances"), [(9, False), (10, True)])
+def test_importances_need_ten_completed_trials(tmp_path, monkeypatch, n_complete, importances):
+    monkeypatch.chdir(tmp_path)
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.start_run(tracker.experiment("plots"), "parent")
+    log_study_plots(tracker, run_id, _study_with(n_complete), "val_mae")
+    plots = {a.path for a in tracker.client.list_artifacts(run_id, "plots")}
+    assert ("plots/param_importances.png" in plots) is importances
+    assert ("plots/param_importances.txt" in plots) is not importances
+    assert {"plots/optimization_history.png", "plots/parallel_coordinate.png"} <= plots

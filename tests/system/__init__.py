@@ -1,0 +1,1 @@
+"""Whole-system tests: faults, the browser, the package's layout."""

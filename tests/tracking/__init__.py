@@ -1,0 +1,1 @@
+"""Tests of the MLflow side: the tracker and served models."""
