@@ -18,8 +18,8 @@ import optuna
 
 Loss = Literal["mse", "mae"]
 Optimizer = Literal["adam", "sgd", "rmsprop", "adagrad"]
-BATCH_SIZES = [32, 64, 128, 256, 512, 1024, 2048, 4096]
-MIN_EPOCHS = 5
+BATCH_SIZES = [32, 64, 128, 256, 512, 1024, 2048]
+LEARNING_RATES = (5e-4, 5e-2)  # Adam's step: below, 50 epochs barely move; above, it diverges
 TRAINING_FIELDS = ("learning_rate", "batch_size", "epochs", "loss")
 
 
@@ -51,15 +51,24 @@ class Arch:
     )
 
     def default_params(self, max_epochs: int | None = None) -> dict[str, Any]:
-        """The published settings as this space's parameters (trial 0 of every study)."""
+        """The published settings as this space's parameters (trial 0 of every study). The
+        epochs are no parameter of the space: a study trains every trial up to its cap, with
+        early stopping."""
         params = self.to_params(self.config())
-        params["epochs"] = min(params["epochs"], max_epochs or params["epochs"])
+        del params["epochs"]
         return params
 
     def from_params(self, params: Mapping[str, Any]) -> Any:
         """Rebuild a config from a trial's parameters (e.g. a study's best trial)."""
         trial = optuna.trial.FixedTrial(dict(params))
-        return self.suggest(trial, max(int(params.get("epochs", 1)), 1))
+        epochs = params.get("epochs", self.config().epochs)  # none given: the published ones
+        return self.suggest(trial, max(int(epochs), 1))
+
+    def from_trial(self, trial: optuna.trial.FrozenTrial) -> Any:
+        """The config a trial chose: its parameters, trained for the epochs it kept (early
+        stopping's best epoch, recorded as the trial's `epochs` attribute)."""
+        epochs = trial.user_attrs.get("epochs", trial.params.get("epochs", self.max_epochs))
+        return self.from_params({**trial.params, "epochs": epochs})
 
     def from_fields(self, fields: Mapping[str, Any]) -> Any:
         """A config from its field values (JSON lists become tuples)."""
@@ -76,12 +85,14 @@ def config_params(config: Any) -> dict[str, Any]:
 
 
 def suggest_training(trial: optuna.Trial, max_epochs: int) -> dict[str, Any]:
-    """The training part every space shares: optimiser step, batches, epochs, loss, L2."""
+    """The training part every space shares: optimiser step, batches, loss, L2. Epochs are
+    not drawn: `max_epochs` is a cap, and early stopping picks the epoch (a fidelity, not a
+    guess); the trial records it as its `epochs` attribute."""
     l2_on = trial.suggest_categorical("l2_on", [False, True])
     return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", *LEARNING_RATES, log=True),
         "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
-        "epochs": trial.suggest_int("epochs", min(MIN_EPOCHS, max_epochs), max_epochs),
+        "epochs": max_epochs,
         "loss": trial.suggest_categorical("loss", ["mse", "mae"]),
         "l2": trial.suggest_float("l2", 1e-7, 1e-2, log=True) if l2_on else 0.0,
     }

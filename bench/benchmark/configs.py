@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, A
                 f"study {name!r} in {storage_url} has no completed trial ({exc}); run "
                 f"`bench sweep --arch {arch}` first or use the pinned configs"
             ) from exc
-        configs[arch] = get_arch(arch).from_params(best.params)
+        configs[arch] = get_arch(arch).from_trial(best)
     return configs
 
 
@@ -106,6 +106,7 @@ class Job:
     source: str
     studies: dict[str, str]
     previous_file: pd.DataFrame | None
+    trial0: dict[str, dict[str, Any]] = field(default_factory=dict)  # arch -> fold -> config
 
     def config(self, arch: str, fold: str) -> Any:
         folds = self.configs[arch]
@@ -118,10 +119,13 @@ def _budget(spec: BenchmarkSpec) -> nested.Budget:
         timeout=spec.tune_timeout or None,
         max_epochs=spec.max_epochs or nested.Budget.max_epochs,
         valid_fraction=spec.valid_fraction,
+        metric=spec.metric,
     )
 
 
-def _nested_configs(spec, archs, data, splits, tracker) -> tuple[dict, dict, str]:
+def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, dict, str]:
+    """Each fold's config tuned on its training part; `trial0` gets each study's trial 0
+    (the published settings, early-stopped), for the "did tuning help?" table."""
     budget = _budget(spec)
     stores = (resolve_storage(spec.storage, tracker.uri), tracker.uri)
     configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
@@ -132,10 +136,12 @@ def _nested_configs(spec, archs, data, splits, tracker) -> tuple[dict, dict, str
             tuned = nested.tune(data, split, arch, spec.seed, budget, stores)
             configs[arch][split.name] = tuned.config
             provenance[arch][split.name] = tuned.provenance
+            if tuned.trial0 is not None:
+                trial0.setdefault(arch, {})[split.name] = tuned.trial0
     source = (
-        f"nested tuning per fold: {budget.trials} trials, {budget.timeout} s, "
-        f"<= {budget.max_epochs} epochs, validation {budget.valid_fraction} (budget "
-        f"{budget.digest()})"
+        f"nested tuning per fold: {budget.trials} trials ({budget.sampler}, {budget.pruner}), "
+        f"{budget.timeout} s, <= {budget.max_epochs} epochs, validation "
+        f"{budget.valid_fraction}, selected on {budget.metric} (budget {budget.digest()})"
     )
     return configs, provenance, source
 
@@ -189,8 +195,9 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
     for arch in archs:
         get_arch(arch)
     studies = study_names(spec, archs)
+    trial0: dict[str, dict[str, Any]] = {}
     if spec.protocol == "nested":
-        configs, provenance, source = _nested_configs(spec, archs, data, splits, tracker)
+        configs, provenance, source = _nested_configs(spec, archs, data, splits, tracker, trial0)
     else:
         configs, provenance, source = _fixed_configs(spec, archs, tracker, studies)
     if spec.max_epochs:
@@ -208,4 +215,4 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
             previous_file = pd.read_csv(spec.baseline)
         except (OSError, pd.errors.ParserError) as exc:
             raise BenchError(f"--baseline {spec.baseline}: cannot read it ({exc})") from exc
-    return Job(configs, provenance, source, studies, previous_file)
+    return Job(configs, provenance, source, studies, previous_file, trial0)

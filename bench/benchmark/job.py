@@ -29,6 +29,7 @@ from bench.benchmark.report import write_benchmark_report
 from bench.benchmark.results import FoldResult, Outcome
 from bench.benchmark.spec import DEFAULT_SEEDS, BenchmarkSpec
 from bench.benchmark.stats import Regression, describe_folds, find_regressions, holm, paired
+from bench.benchmark.tuning_gain import SUFFIX, trial0_name, tuning_table
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.metrics import METRICS, get_metric
 from bench.sweep.descriptions import benchmark_description
@@ -105,10 +106,15 @@ def run_folds(
     for split in splits:
         predictors = {arch: as_predictor(job.config(arch, split.name)) for arch in job.configs}
         predictors.update({name: baseline() for name, baseline in BASELINES.items()})
+        predictors.update(
+            {trial0_name(a): as_predictor(c[split.name]) for a, c in job.trial0.items()}
+        )
         inputs = split_inputs(split)
         for name, predictor in predictors.items():
             print(f"{split.name}: {name} ...", flush=True)
             fold = evaluate(name, predictor, split, seed)
+            if name.endswith(SUFFIX):
+                fold.keras_model = None  # scored, not logged or registered as a model
             fold.model_uri = log_fold(
                 tracker, parent_id, experiment_id, fold, predictor, split, data, inputs
             )
@@ -181,6 +187,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
             provenance=job.provenance,
             compared=previous is not None,
             previous=previous,
+            tuning=tuning_table(results, job.provenance, spec.metric, ratio),
             min_delta=spec.min_delta,
         )
         report(spec, tracker, parent_id, outcome, job)

@@ -37,6 +37,9 @@ class Budget:
     max_epochs: int | None = 50
     valid_fraction: float = 0.1
     pruner: str = "median"
+    metric: str = "rmse"  # the validation metric a config is selected on
+    sampler: str = "tpe-small"
+    patience: int | None = 5
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
@@ -48,6 +51,7 @@ class Tuned:
 
     config: Any
     provenance: dict[str, Any]
+    trial0: Any = None  # the config of trial 0 (the published settings), if it completed
 
 
 def study_name(dataset: str, fold: str, arch: str, seed: int, budget: Budget) -> str:
@@ -76,6 +80,9 @@ def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, sto
         seed=seed,
         valid_fraction=budget.valid_fraction,
         pruner=budget.pruner,
+        metric=budget.metric,
+        sampler=budget.sampler,
+        patience=budget.patience,
         max_epochs=budget.max_epochs,
         storage=storage,
         tracking_uri=tracking_uri,
@@ -96,16 +103,20 @@ def tune(
         study.set_user_attr(DONE, True)
     best = study.best_trial
     finished = [t for t in study.trials if t.state.is_finished()]
+    first = study.trials[0] if study.trials else None
     provenance = {
         "study": name,
         "trial": best.number,
-        "metric": "val_mae",
+        "metric": f"val_{budget.metric}",
         "value": best.value,
+        "trial0_value": first.value if first is not None and first.value is not None else None,
         "trials": len(finished),
         "budget": asdict(budget),
         "commit": environment_tags()["git_commit"],
     }
-    return Tuned(get_arch(arch).from_params(best.params), provenance)
+    complete = first is not None and first.state == optuna.trial.TrialState.COMPLETE
+    trial0 = get_arch(arch).from_trial(first) if complete else None
+    return Tuned(get_arch(arch).from_trial(best), provenance, trial0)
 
 
 def _finished(name: str, storage: str) -> optuna.Study | None:

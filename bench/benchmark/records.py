@@ -29,7 +29,7 @@ from bench.tracking.serving import (
 )
 from bench.tracking.tracker import Tracker, as_metrics, curves_to_metrics, loss_named
 
-PROTOCOL = "1"  # bump when what a benchmark number means changes
+PROTOCOL = "2"  # bump when what a benchmark number means changes (2: early stopping)
 
 
 def run_identity(job: Job, spec: BenchmarkSpec, data: RatingData, folds: str) -> dict:
@@ -52,6 +52,7 @@ def run_identity(job: Job, spec: BenchmarkSpec, data: RatingData, folds: str) ->
         "config_source": job.source,
         "configs_sha256": hashlib.sha256(configs.encode()).hexdigest()[:16],
         "max_epochs": str(spec.max_epochs or "none"),
+        "metric": spec.metric,
         "seed": str(spec.seed),
         "machine_class": machine_class(),
         "device": _machine_tags()["device"],

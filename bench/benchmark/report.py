@@ -48,6 +48,8 @@ def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
     learnt = [f for f in folds if f.fold == first_fold and f.history]
     by_loss: dict[str, list[FoldResult]] = {}
     for fold in learnt:
+        if fold.model not in configs:
+            continue  # a trial-0 row: its arch's curve is the one shown
         loss = getattr(configs.get(fold.model), "loss", "loss")
         by_loss.setdefault(loss, []).append(fold)
     panels = max(1, len(by_loss))
@@ -201,6 +203,21 @@ def _config_rows(outcome: Outcome) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=object).fillna("-")
 
 
+def _tuning_section(outcome: Outcome) -> str:
+    """The "did tuning help?" table, when nested tuning scored its trial 0 too."""
+    if outcome.tuning is None or outcome.tuning.empty:
+        return ""
+    return f"""## Did tuning help?
+
+Each architecture's tuned config against its study's trial 0 (the published settings, with
+early stopping), both refitted on each fold's training part. "Test difference" is tuned minus
+trial 0 (negative: tuning helped), mean over folds with the corrected 95 % CI.
+
+{markdown_table(outcome.tuning)}
+
+"""
+
+
 def write_benchmark_report(
     folder: Path, outcome: Outcome, client: MlflowClient, studies: dict[str, str]
 ) -> Path:
@@ -242,7 +259,7 @@ Ranking metrics: relevant = a test rating in the top quarter of the rating scale
 
 With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the t-test.
 
-## Regression gate
+{_tuning_section(outcome)}## Regression gate
 
 {gate}
 

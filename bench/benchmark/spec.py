@@ -22,6 +22,7 @@ class BenchmarkSpec:
     tune_trials: int = Budget.trials
     tune_timeout: float | None = Budget.timeout  # seconds per fold and architecture; 0: none
     valid_fraction: float = Budget.valid_fraction
+    metric: str = Budget.metric  # the validation metric nested tuning selects on
     peers: bool = False  # scikit-surprise peers tuned with the same budget
     study_split: str = "seed"  # protocol "studies": the split of the sweep studies read
     storage: str | None = None

@@ -57,6 +57,7 @@ COMMANDS = {  # name: (module whose main runs it, one line for `bench --help`)
         "bench.cli.benchmark",
         "nested-tuned configs, baselines and peers on folds, gated",
     ),
+    "tuners": ("bench.cli.tuners", "compare samplers and pruners by their anytime curves"),
     "replicate": ("bench.cli.replicate", "the seed post's three models with its settings"),
     "recommend": ("bench.cli.recommend", "a user's top-k unseen movies from a logged model"),
     "data": ("bench.cli.data", "list the data sets, or locate, verify and summarise one"),

@@ -18,11 +18,15 @@ from bench.benchmark.spec import POST_ARCHS, BenchmarkSpec
 from bench.cli.common import add_data_flags, add_seed_flag, add_storage_flag, add_tracking_flag
 from bench.data import RatingData
 from bench.errors import BenchError
+from bench.metrics import TUNABLE
 
 
 def print_outcome(outcome: Outcome) -> int:
     """The summary, the comparisons and the gate's verdict; the exit code."""
     print(outcome.summary.to_string(index=False))
+    if outcome.tuning is not None and not outcome.tuning.empty:
+        print("\ndid tuning help? (tuned against trial 0, the published settings):")
+        print(outcome.tuning.to_string(index=False, float_format="{:.4f}".format))
     print("\npaired comparisons over folds:")
     print("\n".join(f"- {line}" for line in outcome.sentences))
     if outcome.previous is None:
@@ -59,7 +63,20 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         default=nested.Budget.timeout,
         help="seconds per fold and architecture (0: none)",
     )
-    parser.add_argument("--valid-fraction", type=float, default=nested.Budget.valid_fraction)
+    parser.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=nested.Budget.valid_fraction,
+        help="share of each fold's training part that nested tuning validates on "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--metric",
+        choices=TUNABLE,
+        default=nested.Budget.metric,
+        help="validation metric nested tuning selects configs on; part of the run's identity "
+        "(default %(default)s)",
+    )
     parser.add_argument(
         "--peers",
         action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.datasets import DEFAULT
+from bench.sweep.samplers import PRUNERS, SAMPLERS
 
 STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
 
@@ -40,3 +41,28 @@ def add_storage_flag(parser: argparse.ArgumentParser, what: str = "Optuna storag
 def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
     """--seed, default 0."""
     parser.add_argument("--seed", type=int, default=0, help=f"{what} (default %(default)s)")
+
+
+def add_tuning_flags(
+    parser: argparse.ArgumentParser, sampler: str, pruner: str, patience: int | None
+) -> None:
+    """--sampler, --pruner and --patience: how a study searches and how long a trial trains."""
+    parser.add_argument(
+        "--sampler",
+        choices=list(SAMPLERS),
+        default=sampler,
+        help="Optuna sampler (default %(default)s; bench tuners compares them)",
+    )
+    parser.add_argument(
+        "--pruner",
+        choices=list(PRUNERS),
+        default=pruner,
+        help="Optuna pruner (default %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=patience or 0,
+        help="early stopping: epochs without a better validation metric before a trial stops, "
+        "its best epoch kept (default %(default)s; 0: every trial trains all its epochs)",
+    )

@@ -11,8 +11,15 @@ import argparse
 
 import pandas as pd
 
+import bench.sweep.samplers as samplers
 from bench.archs import ARCHS, get_arch
-from bench.cli.common import add_data_flags, add_seed_flag, add_storage_flag, add_tracking_flag
+from bench.cli.common import (
+    add_data_flags,
+    add_seed_flag,
+    add_storage_flag,
+    add_tracking_flag,
+    add_tuning_flags,
+)
 from bench.datasets import get_dataset
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
@@ -47,12 +54,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_seed_flag(parser, "sampler, split, init and batch-order seed")
     parser.add_argument("--valid-fraction", type=float, default=DEFAULTS.valid_fraction)
-    parser.add_argument("--metric", choices=TUNABLE, default=DEFAULTS.metric)
     parser.add_argument(
-        "--pruner", choices=["none", "median", "hyperband"], default=DEFAULTS.pruner
+        "--metric",
+        choices=TUNABLE,
+        default=DEFAULTS.metric,
+        help="validation metric the trials minimise (default %(default)s)",
     )
+    add_tuning_flags(parser, DEFAULTS.sampler, DEFAULTS.pruner, DEFAULTS.patience)
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
-    parser.add_argument("--max-epochs", type=int, help="cap on sampled epochs (smoke runs)")
+    parser.add_argument(
+        "--max-epochs", type=int, help="cap on a trial's epochs (default: the space's own)"
+    )
     parser.add_argument(
         "--sparse-updates",
         action="store_true",
@@ -101,6 +113,7 @@ def validate(args: argparse.Namespace) -> None:
         (args.timeout >= 0, "--timeout must be positive seconds, or 0 for no limit"),
         (0 < args.valid_fraction < 1, "--valid-fraction must lie strictly between 0 and 1"),
         (args.grace_period >= 1, "--grace-period must be at least 1 second"),
+        (args.patience >= 0, "--patience must be 0 (off) or a number of epochs"),
     ]
     for ok, message in checks:
         if not ok:
@@ -109,6 +122,7 @@ def validate(args: argparse.Namespace) -> None:
     if args.split not in splits:
         raise BenchError(f"--split {args.split}: {args.dataset} has {', '.join(splits)}")
     _validate_heartbeat(args)
+    samplers.require("sampler", args.sampler)
 
 
 def _validate_heartbeat(args: argparse.Namespace) -> None:
@@ -143,6 +157,8 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         valid_fraction=args.valid_fraction,
         metric=args.metric,
         pruner=args.pruner,
+        sampler=args.sampler,
+        patience=args.patience or None,
         workers=args.workers,
         max_epochs=args.max_epochs,
         sparse_updates=args.sparse_updates,

@@ -22,6 +22,7 @@ from optuna.distributions import (
 )
 
 from bench.archs import Arch
+from bench.sweep.samplers import PRUNERS, SAMPLERS
 from bench.sweep.settings import SweepSettings
 
 NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}
@@ -41,12 +42,10 @@ OBJECTIVE_WHY = (
 )
 
 
-PRUNERS = {
-    "median": "the median pruner (stops a trial whose validation metric at an epoch is worse "
-    "than the median of earlier trials at that epoch, after 5 trials and 5 epochs)",
-    "hyperband": "the Hyperband pruner (successive halving over epochs)",
-    "none": "no pruner",
-}
+def _patience(patience: int | None) -> str:
+    if patience is None:
+        return "off (every trial trains its epochs)"
+    return f"after {patience} epochs without a better validation figure, best epoch kept"
 
 
 def command_line() -> str:
@@ -115,7 +114,9 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
         f"trial but never shown to Optuna.",
         "",
         f"**Budget**: {settings.n_trials} trials per invocation, timeout {timeout}{cap}, "
-        f"{settings.workers} worker(s). Sampler: TPE. Pruning: {PRUNERS[settings.pruner]}.",
+        f"{settings.workers} worker(s). Sampler: {SAMPLERS[settings.sampler].description}. "
+        f"Pruning: {PRUNERS[settings.pruner].description}. Early stopping: "
+        f"{_patience(settings.patience)}.",
         "",
         "**Search space** (trial 0 is the published settings):",
         "",

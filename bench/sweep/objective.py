@@ -10,11 +10,11 @@ import optuna
 from bench.archs import get_arch
 from bench.data import Split
 from bench.sweep.descriptions import (
-    PRUNERS,
     trial_description,
     trial_run_name,
     trial_running,
 )
+from bench.sweep.samplers import PRUNERS
 from bench.sweep.stale_trials import trial_owner_attrs
 from bench.sweep.study import Prepared
 from bench.tracking.figures import embedding_figure
@@ -28,6 +28,12 @@ from bench.tracking.tracker import (
 )
 from bench.training.options import TrainOptions
 from bench.training.train import TrainResult, train
+
+
+def trial_value(result: TrainResult, metric: str) -> float:
+    """The trial's value: the metric at the kept epoch (the best one under early stopping)."""
+    curve = result.history[metric]
+    return curve[result.best_epoch if result.best_epoch is not None else -1]
 
 
 class Objective:
@@ -48,7 +54,12 @@ class Objective:
         self.split = split
         self.metric = f"val_{prepared.settings.metric}"
         settings = prepared.settings
-        self.options = TrainOptions(seed=settings.seed, sparse_updates=settings.sparse_updates)
+        self.options = TrainOptions(
+            seed=settings.seed,
+            sparse_updates=settings.sparse_updates,
+            patience=settings.patience,
+            monitor=self.metric,
+        )
         self.tracker = Tracker(prepared.tracking_uri)
         self.arch = get_arch(prepared.settings.arch)
         self.inputs = split_inputs(split)  # once per process, not per trial
@@ -81,7 +92,10 @@ class Objective:
                 run_id, config, self.split, self.options, trial.params, self.inputs
             )
             result = train(config, self.split, self.options, on_epoch_end=report)
-            value = result.history[self.metric][-1]
+            value = trial_value(result, self.metric)
+            trial.set_user_attr("epochs", len(result.history[self.metric]))
+            if result.best_epoch is not None:
+                trial.set_user_attr("epochs", result.best_epoch + 1)
             self.tracker.log_training(
                 run_id, result, self.split, self.options, figure=False, config_logged=True
             )
@@ -120,7 +134,7 @@ class Objective:
         tags = {"arch": config.arch, **({"error": error} if error else {})}
         metrics = curves_to_metrics(loss_named(dict(curves), config.loss))
         self.tracker.log(run_id, metrics, tags=tags)
-        pruner = PRUNERS[self.prepared.settings.pruner]
+        pruner = PRUNERS[self.prepared.settings.pruner].description
         detail = error or pruner
         values = list(curves.get(self.metric, []))
         self._finish(run_id, number, config, values, state, detail, status or self.STATUS[state])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -18,9 +17,11 @@ class SweepSettings:
     seed: int = 0
     valid_fraction: float = 0.1
     metric: str = "mae"  # a tunable metric of bench.metrics
-    pruner: Literal["none", "median", "hyperband"] = "median"
+    sampler: str = "tpe-small"  # a name of bench.sweep.samplers.SAMPLERS
+    pruner: str = "median"  # a name of bench.sweep.samplers.PRUNERS
+    patience: int | None = 5  # early stopping: epochs without a better validation metric
     workers: int = 1
-    max_epochs: int | None = None  # cap on sampled epochs; None: the space's own maximum
+    max_epochs: int | None = None  # cap on a trial's epochs; None: the space's own maximum
     trials_per_process: int | None = 25  # recycle worker processes (bounds TF's native memory)
     storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
     tracking_uri: str | None = None

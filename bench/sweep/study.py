@@ -65,8 +65,10 @@ class Prepared:
 
 
 # what a study made before a setting was stored is taken to have used
-MISSING_IDENTITY = {
+MISSING_IDENTITY = {  # what a study made before the key existed was run with
     "dataset": "ml-100k",
+    "sampler": "tpe",
+    "patience": None,
     "pruner": "median",
     "max_epochs": None,
     "sparse_updates": False,
@@ -82,6 +84,8 @@ def _identity(settings: SweepSettings) -> dict:
         "metric": settings.metric,
         "seed": settings.seed,
         "valid_fraction": settings.valid_fraction,
+        "sampler": settings.sampler,
+        "patience": settings.patience,
         "pruner": settings.pruner,
         "max_epochs": settings.max_epochs,
         "sparse_updates": settings.sparse_updates,
@@ -167,8 +171,9 @@ def _create_parent_run(
         description=study_description(settings, get_arch(settings.arch), split.provenance),
     )
     params = {
-        "sampler": "TPESampler",
+        "sampler": settings.sampler,
         "pruner": settings.pruner,
+        "patience": settings.patience or "off",
         "metric": f"val_{settings.metric}",
         "search_space": f"bench.archs.{settings.arch}",
         **split.provenance,

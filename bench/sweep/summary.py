@@ -11,6 +11,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
+from bench.sweep.anytime import curve_of, log_curve
 from bench.sweep.descriptions import champion_description, study_result, with_result
 from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
 from bench.tracking.tracker import EMBEDDING_PNG, Tracker, as_metrics
@@ -73,6 +74,7 @@ def log_study_summary(
         table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
         client.log_text(run_id, table.to_csv(index=False), "trials.csv")
         log_study_plots(tracker, run_id, study, metric)
+        log_curve(tracker, run_id, curve_of(study), metric)
         _copy_best_embeddings(client, run_id, best)
         if register:
             champion = register_best(client, study, best, metric)

@@ -52,7 +52,9 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
         study_name=settings.name,
         storage=open_storage(prepared.storage_url, interval, grace),
         sampler=samplers.make_sampler(
-            settings.seed, (*prepared.stream, job.worker, job.generation)
+            settings.seed,
+            (samplers.split_stream(settings.split), *prepared.stream, job.worker, job.generation),
+            settings.sampler,
         ),
         pruner=samplers.make_pruner(settings.pruner, max_epochs),
     )

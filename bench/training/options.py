@@ -16,6 +16,8 @@ class TrainOptions:
     architecture's declared default (`Arch.jit_compile`: where XLA measured faster).
     sparse_updates (compiled engine, Adam) updates only the embedding rows of each batch,
     so a step's cost follows the batch and not the table size (`bench.training.lazy_adam.LazyAdam`).
+    patience (with a validation part) stops training once `monitor` has not improved for that
+    many epochs and keeps the weights of its best epoch: the config's epochs are then a cap.
     """
 
     seed: int = 0
@@ -23,3 +25,5 @@ class TrainOptions:
     jit_compile: bool | None = None
     eval_batch_size: int = 65536
     sparse_updates: bool = False  # row-sparse Adam on embedding tables (bench.training.lazy_adam)
+    patience: int | None = None  # early stopping: epochs without a better `monitor`; None: off
+    monitor: str = "val_mae"  # the validation figure early stopping watches (lower is better)

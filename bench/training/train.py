@@ -45,6 +45,7 @@ class TrainResult:
     n_params: int
     model: keras.Model
     embeddings: dict[str, np.ndarray] = field(repr=False)
+    best_epoch: int | None = None  # early stopping: the epoch whose weights were kept
     embedding_tables: dict[str, pd.DataFrame] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -71,6 +72,8 @@ class TrainResult:
             train_seconds=self.train_seconds,
             n_params=float(self.n_params),
         )
+        if self.best_epoch is not None:
+            metrics["epochs_kept"] = float(self.best_epoch + 1)  # early stopping's best epoch
         for name, table in self.embeddings.items():
             metrics.update(embedding_summary(name, table))
         return metrics
@@ -148,9 +151,37 @@ class _Validation:
         return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
 
 
+class _EarlyStopping:
+    """Keeps the weights of the best epoch by the monitored validation figure; says when
+    `patience` epochs have passed without a better one."""
+
+    def __init__(self, options: TrainOptions, has_validation: bool):
+        self.on = options.patience is not None and has_validation
+        self.patience, self.monitor = options.patience, options.monitor
+        self.best_epoch: int | None = None
+        self.best_value = np.inf
+        self.weights: list[np.ndarray] = []
+
+    def update(self, epoch: int, logs: dict[str, float], model: keras.Model) -> bool:
+        """Record this epoch; True when training should stop."""
+        if not self.on:
+            return False
+        if logs[self.monitor] < self.best_value:
+            self.best_epoch, self.best_value = epoch, logs[self.monitor]
+            self.weights = [np.array(v.value) for v in model.variables]
+        return epoch - self.best_epoch >= self.patience
+
+    def restore(self, model: keras.Model) -> None:
+        """Put the best epoch's weights into `model` (the trial's own)."""
+        for variable, value in zip(model.variables, self.weights, strict=True):
+            variable.assign(value)
+
+
 def _run_epochs(runner, config, split, options, on_epoch_end):
-    """Every epoch: train, check for divergence, validate, report; (history, seconds)."""
+    """Every epoch: train, check for divergence, validate, report, stop early; (history,
+    seconds, early stopping)."""
     validation = _Validation(split, config.loss, options.eval_batch_size)
+    stopping = _EarlyStopping(options, len(validation) > 0)
     history: dict[str, list[float]] = defaultdict(list)
     epoch_seconds = []
     for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
@@ -168,7 +199,9 @@ def _run_epochs(runner, config, split, options, on_epoch_end):
             history[name].append(value)
         if on_epoch_end is not None:
             on_epoch_end(epoch, logs)
-    return dict(history), epoch_seconds
+        if stopping.update(epoch, logs, runner.model):
+            break
+    return dict(history), epoch_seconds, stopping
 
 
 def train(
@@ -194,9 +227,11 @@ def train(
         compiled = compiled_runner(arch, model, config, split, options)
         runner = compiled.epochs(split.train, split.valid, options.eval_batch_size)
     start = time.perf_counter()
-    history, epoch_seconds = _run_epochs(runner, config, split, options, on_epoch_end)
+    history, epoch_seconds, stopping = _run_epochs(runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start
     runner.store(model)
+    if stopping.weights:
+        stopping.restore(model)
     test_users, test_items, test_ratings = inputs(split.test)
     test = {}
     if len(test_ratings):  # nested tuning's splits have no test part
@@ -215,4 +250,5 @@ def train(
         n_params=model.count_params(),
         model=model,
         embeddings=embeddings,
+        best_epoch=stopping.best_epoch,
     )

@@ -221,7 +221,7 @@ def test_bad_config_file_is_a_clear_error(tmp_path):
         protocol.load_pinned(tmp_path / "bad.json")
 
 
-@pytest.mark.parametrize("change", [["--max-epochs", "1"], ["--seed", "1"]])
+@pytest.mark.parametrize("change", [["--max-epochs", "1"], ["--seed", "1"], ["--metric", "mae"]])
 def test_runs_that_differ_in_cap_or_seed_are_never_each_others_baseline(
     small_data, tmp_path, capsys, change
 ):

@@ -89,7 +89,10 @@ def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
                        for key in run.data.metrics)  # fmt: skip
         if trial.state.name == "COMPLETE":
             assert {"test_mae", "test_rmse", "test_mae_rounded"} <= set(run.data.metrics)
-            assert run.data.metrics["val_mae"] == pytest.approx(trial.value)
+            kept = int(run.data.metrics["epochs_kept"])  # early stopping's best epoch
+            by_step = {m.step: m.value for m in history}
+            assert by_step[kept - 1] == pytest.approx(trial.value)
+            assert trial.user_attrs["epochs"] == kept
             assert "emb_item_norm_mean" in run.data.metrics
             assert len(run.data.metrics) <= 40
         assert not any("test" in key for key in trial.user_attrs)  # test stays out of Optuna
