@@ -150,11 +150,11 @@ def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
     """Each surprise peer tuned per fold on the same validation part and budget."""
     budget = _budget(spec)
     storage = open_storage(resolve_storage(spec.storage, tracker.uri))
-    configs: dict[str, dict[str, Any]] = {name: {} for name in peers.PEERS}
-    provenance: dict[str, dict[str, dict]] = {name: {} for name in peers.PEERS}
+    configs: dict[str, dict[str, Any]] = {name: {} for name in spec.peers}
+    provenance: dict[str, dict[str, dict]] = {name: {} for name in spec.peers}
     for split in splits:
         tuning = nested.tuning_split(data, split, spec.seed, budget)
-        for name in peers.PEERS:
+        for name in spec.peers:
             print(f"{split.name}: tuning peer {name} ...", flush=True)
             study = nested.study_name(split.dataset, split.name, name, spec.seed, budget)
             params, origin = peers.tune(name, tuning, budget, spec.seed, storage, study)

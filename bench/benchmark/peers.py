@@ -21,6 +21,7 @@ import optuna
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.sweep.samplers import make_sampler, split_stream
 
 INSTALL = "pip install 'recsys-sweep-bench[bench]'"
 PEERS = ("svd", "svdpp", "knn_baseline")
@@ -150,17 +151,21 @@ def fit(name: str, params: dict[str, Any], train: pd.DataFrame, scale) -> Peer:
 def tune(
     name: str, tuning, budget, seed: int, storage: optuna.storages.BaseStorage, study: str
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tune peer `name` on the tuning split's validation part; (params, provenance)."""
+    """Tune peer `name` on the tuning split's validation part, on the budget's metric and
+    with its sampler (as our architectures are tuned); (params, provenance)."""
     scale = (tuning.scale.low, tuning.scale.high)
     valid = tuning.valid
 
     def objective(trial: optuna.Trial) -> float:
         peer = fit(name, _space(name, trial), tuning.train, scale)
         error = peer.predict(valid["user"].to_numpy(), valid["item"].to_numpy()) - valid["rating"]
-        return float(np.mean(np.abs(error)))
+        return float(np.sqrt(np.mean(error**2)) if rmse else np.mean(np.abs(error)))
+
+    rmse = budget.metric == "rmse"
+    sampler = make_sampler(seed, (split_stream(tuning.name),), budget.sampler)
 
     found = optuna.create_study(
-        study_name=study, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed),
+        study_name=study, storage=storage, sampler=sampler,
         load_if_exists=True,
     )  # fmt: skip
     remaining = budget.trials - len([t for t in found.trials if t.state.is_finished()])
@@ -168,7 +173,7 @@ def tune(
         found.optimize(objective, n_trials=remaining, timeout=budget.timeout)
     best = found.best_trial
     params = _space(name, optuna.trial.FixedTrial(best.params))
-    provenance = {"study": study, "trial": best.number, "metric": "val_mae",
+    provenance = {"study": study, "trial": best.number, "metric": f"val_{budget.metric}",
                   "value": best.value, "trials": len(found.trials)}  # fmt: skip
     return params, provenance
 

@@ -23,7 +23,7 @@ class BenchmarkSpec:
     tune_timeout: float | None = Budget.timeout  # seconds per fold and architecture; 0: none
     valid_fraction: float = Budget.valid_fraction
     metric: str = Budget.metric  # the validation metric nested tuning selects on
-    peers: bool = False  # scikit-surprise peers tuned with the same budget
+    peers: tuple[str, ...] = ()  # scikit-surprise peers tuned with the same budget
     study_split: str = "seed"  # protocol "studies": the split of the sweep studies read
     storage: str | None = None
     dataset: str = DEFAULT

@@ -79,8 +79,11 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     )
     parser.add_argument(
         "--peers",
-        action="store_true",
-        help="add scikit-surprise's SVD, SVD++ and KNNBaseline, tuned with the same budget",
+        nargs="?",
+        const=",".join(peers.PEERS),
+        default="",
+        help="add scikit-surprise peers tuned with the same budget: alone, all of "
+        f"{','.join(peers.PEERS)}; or a comma-separated subset",
     )
     parser.add_argument("--study-split", default="seed", help="split of the studies to read")
     add_storage_flag(parser, "Optuna storage of the nested and sweep studies")
@@ -105,6 +108,9 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     args = parser.parse_args(argv)
     if args.peers:
         peers.require_surprise()
+        unknown = set(args.peers.split(",")) - set(peers.PEERS)
+        if unknown:
+            raise BenchError(f"--peers {args.peers}: choose from {','.join(peers.PEERS)}")
     if args.from_studies:
         args.protocol = "studies"
     if args.archs == "all":
@@ -114,6 +120,7 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     fields = {k: v for k, v in vars(args).items() if k != "from_studies"}
     fields["archs"] = tuple(a for a in args.archs.split(",") if a)
     fields["folds"] = tuple(f for f in (args.folds or "").split(",") if f)
+    fields["peers"] = tuple(p for p in args.peers.split(",") if p)
     return BenchmarkSpec(**fields)
 
 

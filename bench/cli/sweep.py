@@ -25,11 +25,11 @@ from bench.errors import BenchError
 from bench.metrics import TUNABLE
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
-from bench.sweep.storage.locks import tracking_setup_lock
 from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
 from bench.sweep.summary import summarise
 from bench.sweep.workers import run_study
-from bench.tracking.tracker import Tracker, resolve_tracking_uri
+from bench.tracking.store import opened
+from bench.tracking.tracker import resolve_tracking_uri
 
 DEFAULTS = SweepSettings(arch="mf")
 
@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
-        client = Tracker(tracking_uri).client
+    with opened(tracking_uri) as tracker:
+        client = tracker.client
     metric = args.metric.upper()
     rows = []
     for arch in archs:

@@ -32,10 +32,10 @@ from bench.sweep.shared import (
     space_version,
 )
 from bench.sweep.storage.backends import create_or_load_study, open_storage
-from bench.sweep.storage.locks import sqlite_wal, tracking_setup_lock
 from bench.sweep.storage.urls import redact, resolve_storage
 from bench.sweep.summary import log_study_summary
 from bench.tracking.environment import environment_tags
+from bench.tracking.store import opened
 from bench.tracking.tracker import (
     Tracker,
     resolve_tracking_uri,
@@ -117,10 +117,8 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     control = control or SweepControl()
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
-    with tracking_setup_lock(tracking_uri):  # MLflow creates its tables on first use
-        tracker = Tracker(tracking_uri)
+    with opened(tracking_uri) as tracker:
         experiment_id = tracker.experiment(settings.name)
-        sqlite_wal(tracking_uri)
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:

@@ -26,6 +26,25 @@ def test_unknown_command_prints_usage():
     assert main(["frobnicate"]) == 2
 
 
+def test_help_lists_every_command_with_its_line_on_stdout(capsys):
+    from bench.cli import COMMANDS
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (_, line) in COMMANDS.items():
+        assert f"  {name}" in out and line in out
+    assert {"sweep", "benchmark", "tuners", "replicate", "recommend", "data", "study"} <= set(
+        COMMANDS
+    )
+
+
+@pytest.mark.parametrize("command", ["sweep", "benchmark", "tuners", "replicate", "data"])
+def test_every_command_says_its_name_in_its_usage(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: bench {command}")
+
+
 def test_data_command_reports_verified_folder(real_data_dir, capsys):
     assert main(["data", "--data-dir", str(real_data_dir)]) == 0
     assert "verified; 100000 ratings, 943 users, 1682 items" in capsys.readouterr().out

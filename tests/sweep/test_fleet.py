@@ -115,7 +115,8 @@ def test_a_joiner_with_other_settings_is_refused_naming_what_differs(small_split
 def test_a_study_made_before_the_new_settings_were_stored_takes_the_defaults(
     small_split, tiny, tmp_path
 ):
-    settings = tiny(max_epochs=None)
+    # a study from before sampler and patience were stored was run with TPE, no early stopping
+    settings = tiny(max_epochs=None, sampler="tpe", patience=None)
     tracker = Tracker(settings.tracking_uri)
     parent = tracker.start_run(tracker.experiment(settings.name), "study-old")
     old = {"arch": "mf", "split": "seed", "metric": "mae", "seed": 0, "valid_fraction": 0.1}
@@ -124,7 +125,9 @@ def test_a_study_made_before_the_new_settings_were_stored_takes_the_defaults(
         study.set_user_attr(key, value)
     assert prepare(settings, small_split).parent_run_id == parent  # median, no epoch cap
     with pytest.raises(BenchError, match="max_epochs=None, not max_epochs=2"):
-        prepare(tiny(), small_split)
+        prepare(tiny(sampler="tpe", patience=None), small_split)
+    with pytest.raises(BenchError, match="sampler='tpe', patience=None, not sampler='tpe-small'"):
+        prepare(tiny(max_epochs=None), small_split)  # today's defaults: another study
 
 
 def test_space_version_changes_with_the_space():

@@ -29,8 +29,8 @@ from bench.errors import BenchError
 from bench.sweep.stale_trials import fail_stale_trials, trial_owner_attrs
 from bench.sweep.storage.backends import create_or_load_study, open_storage
 from bench.sweep.storage.journal import repair_journal
-from bench.sweep.storage.locks import sqlite_wal
 from bench.sweep.storage.urls import STORAGE_ENV, redact, resolve_storage
+from bench.tracking.store import sqlite_wal
 
 SPAWN = multiprocessing.get_context("spawn")
 WAIT_S = 60  # bound on every wait for another process

@@ -82,7 +82,7 @@ LAYERS = (
     ("tracking",),
     ("training",),
     ("archs", "data", "datasets", "metrics"),
-    ("errors", "signals", "verbosity", ""),  # process-wide modules and the package itself
+    ("errors", "locks", "signals", "verbosity", ""),  # process-wide modules and the package itself
 )
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import random
-import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import NullPool
 
 from bench.errors import BenchError
+from bench.locks import try_flock, wait_for
 from bench.sweep.storage.urls import (
     STORAGE_ENV,
     _backend,
@@ -86,19 +84,11 @@ def file_lock(lock_path: str, url: str) -> Iterator[None]:
     with storage_errors(url):
         handle = open(lock_path, "a")  # noqa: SIM115 - closed below
     with handle:
-        _wait_for(lambda: _try_flock(handle), url, lock_path)
+        _wait_for(lambda: try_flock(handle), url, lock_path)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _try_flock(handle) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 @contextlib.contextmanager
@@ -134,31 +124,11 @@ def _unlock_advisory(connection) -> None:
 
 
 def _wait_for(acquire: Callable[[], bool], url: str, what: str) -> None:
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while not acquire():
-        if time.monotonic() > deadline:
-            raise BenchError(
-                f"cannot open Optuna storage {redact(url)}: another process has held "
-                f"{what} for {LOCK_WAIT_S:.0f} s while creating a study; check for a hung "
-                "sweep on this storage and stop it"
-            )
-        time.sleep(0.05 + random.random() * 0.1)
+    def timeout() -> BenchError:
+        return BenchError(
+            f"cannot open Optuna storage {redact(url)}: another process has held "
+            f"{what} for {LOCK_WAIT_S:.0f} s while creating a study; check for a hung "
+            "sweep on this storage and stop it"
+        )
 
-
-@contextlib.contextmanager
-def tracking_setup_lock(tracking_uri: str) -> Iterator[None]:
-    """Serialise the first use of an MLflow SQLite file among processes (MLflow creates its
-    tables then, and simultaneous creations fail); other stores need no lock."""
-    path = tracking_uri.removeprefix("sqlite:///")
-    if not tracking_uri.startswith("sqlite:///") or not Path(path).parent.is_dir():
-        yield  # a server serialises itself; a missing folder is MLflow's error to report
-        return
-    with file_lock(path + CREATE_LOCK_SUFFIX, tracking_uri):
-        yield
-
-
-def sqlite_wal(tracking_uri: str) -> None:
-    """WAL lets MLflow writers in several processes wait for each other instead of failing."""
-    if tracking_uri.startswith("sqlite:///"):
-        with sqlite3.connect(tracking_uri.removeprefix("sqlite:///"), timeout=30) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+    wait_for(acquire, LOCK_WAIT_S, timeout)
