@@ -93,9 +93,8 @@ class Objective:
             )
             result = train(config, self.split, self.options, on_epoch_end=report)
             value = trial_value(result, self.metric)
-            trial.set_user_attr("epochs", len(result.history[self.metric]))
-            if result.best_epoch is not None:
-                trial.set_user_attr("epochs", result.best_epoch + 1)
+            kept = result.best_epoch + 1 if result.best_epoch is not None else None
+            trial.set_user_attr("epochs", kept or len(result.history[self.metric]))
             self.tracker.log_training(
                 run_id, result, self.split, self.options, figure=False, config_logged=True
             )

@@ -161,7 +161,8 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: 
 def _parallel_coordinates(
     tracker: Tracker, run_id: str, study: optuna.Study, metric: str, importances, n_complete
 ) -> None:
-    params = sorted({name for t in study.get_trials(deepcopy=False) for name in t.params})
+    complete = study.get_trials(deepcopy=False, states=(COMPLETE,))
+    params = sorted({name for t in complete for name in t.params})  # Optuna plots these only
     if importances:
         params = list(importances)[:MAX_PARALLEL_PARAMS]
     if n_complete < 2 or len(params) > MAX_PARALLEL_PARAMS:

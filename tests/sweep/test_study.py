@@ -318,3 +318,20 @@ def test_importances_need_ten_completed_trials(tmp_path, monkeypatch, n_complete
     assert ("plots/param_importances.png" in plots) is importances
     assert ("plots/param_importances.txt" in plots) is not importances
     assert {"plots/optimization_history.png", "plots/parallel_coordinate.png"} <= plots
+
+
+def test_a_parameter_only_unfinished_trials_have_does_not_break_the_plots(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = _study_with(3)
+    only_pruned = {"bias_l2_on": optuna.distributions.CategoricalDistribution([False, True])}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED, params={"bias_l2_on": True},
+            distributions=only_pruned,
+        )
+    )  # fmt: skip
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.start_run(tracker.experiment("plots"), "parent")
+    log_study_plots(tracker, run_id, study, "val_mae")
+    plots = {a.path for a in tracker.client.list_artifacts(run_id, "plots")}
+    assert "plots/parallel_coordinate.png" in plots
