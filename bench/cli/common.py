@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from bench.datasets import DEFAULT
-from bench.sweep.samplers import PRUNERS, SAMPLERS
 
 STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
 
@@ -44,18 +43,21 @@ def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_tuning_flags(
-    parser: argparse.ArgumentParser, sampler: str, pruner: str, patience: int | None
+    parser: argparse.ArgumentParser, choices: tuple[list[str], list[str]], defaults: tuple
 ) -> None:
-    """--sampler, --pruner and --patience: how a study searches and how long a trial trains."""
+    """--sampler, --pruner and --patience: how a study searches and how long a trial trains.
+    The caller passes the registered names (this module imports nothing heavy, so `bench
+    data` and `bench recommend` start without TensorFlow)."""
+    (samplers, pruners), (sampler, pruner, patience) = choices, defaults
     parser.add_argument(
         "--sampler",
-        choices=list(SAMPLERS),
+        choices=samplers,
         default=sampler,
         help="Optuna sampler (default %(default)s; bench tuners compares them)",
     )
     parser.add_argument(
         "--pruner",
-        choices=list(PRUNERS),
+        choices=pruners,
         default=pruner,
         help="Optuna pruner (default %(default)s)",
     )

@@ -60,7 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULTS.metric,
         help="validation metric the trials minimise (default %(default)s)",
     )
-    add_tuning_flags(parser, DEFAULTS.sampler, DEFAULTS.pruner, DEFAULTS.patience)
+    add_tuning_flags(
+        parser,
+        (list(samplers.SAMPLERS), list(samplers.PRUNERS)),
+        (DEFAULTS.sampler, DEFAULTS.pruner, DEFAULTS.patience),
+    )
     parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
     parser.add_argument(
         "--max-epochs", type=int, help="cap on a trial's epochs (default: the space's own)"
