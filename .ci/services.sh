@@ -5,9 +5,14 @@
 #   source .ci/services.sh       start both in this shell; an EXIT trap stops them
 #
 # Both listen on 127.0.0.1 only, on free ports, with all their files in one temporary folder
-# (removed on stop). COMMAND sees:
-#   BENCH_TEST_PG_URL         postgresql+psycopg://benchpg@127.0.0.1:PORT/  (role benchpg, trust)
-#   BENCH_TEST_MLFLOW_SERVER  http://127.0.0.1:PORT  (backend: database "mlflow" on that server)
+# (removed on stop), and both authenticate: fresh random secrets, which reach clients through
+# the environment and a private password file, never a command line. COMMAND sees:
+#   BENCH_TEST_PG_URL         postgresql+psycopg://benchpg@127.0.0.1:PORT/  (role benchpg,
+#                             scram-sha-256; libpq reads the password from PGPASSFILE)
+#   PGPASSFILE                that file (0600); BENCH_TEST_PG_PASSWORD the password itself
+#   BENCH_TEST_MLFLOW_SERVER  http://127.0.0.1:PORT  (backend: database "mlflow" on that server;
+#                             MLflow's basic-auth app, every user may read, only admins write)
+#   MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  its admin, as MLflow clients read them
 # As root, PostgreSQL runs as the system user benchpg (created on first use): it refuses root.
 # MLflow comes from the repository's .venv/bin when present, else PATH.
 
@@ -29,6 +34,16 @@ bench_services_pg_bin() {
     dir=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
     [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]] || return 1
     echo "$dir"
+}
+
+bench_services_secret() {
+    "$BENCH_SERVICES_PYTHON" -c 'import secrets; print(secrets.token_hex(16))'
+}
+
+# Run a command with umask 077 (the auth database it creates holds password hashes).
+bench_services_private() {
+    umask 077
+    exec "$@"
 }
 
 bench_services_free_port() {
@@ -61,8 +76,14 @@ bench_services_start_pg() {
     port=$(bench_services_free_port)
     bench_services_owner
     bench_services_as_owner mkdir -p "$BENCH_SERVICES_DIR/socket"
+    export BENCH_TEST_PG_PASSWORD
+    BENCH_TEST_PG_PASSWORD=$(bench_services_secret)
+    # the superuser's password, read once by initdb from a file only its owner can read
+    bench_services_as_owner bash -c 'umask 077; cat >"$1"' _ "$BENCH_SERVICES_DIR/pgpw" \
+        <<<"$BENCH_TEST_PG_PASSWORD"
     bench_services_as_owner "$bin/initdb" --pgdata="$BENCH_SERVICES_DIR/pg" --username=benchpg \
-        --auth=trust --encoding=UTF8 --no-instructions >"$BENCH_SERVICES_DIR/initdb.log" 2>&1 ||
+        --auth=scram-sha-256 --pwfile="$BENCH_SERVICES_DIR/pgpw" --encoding=UTF8 \
+        --no-instructions >"$BENCH_SERVICES_DIR/initdb.log" 2>&1 ||
         bench_services_die "initdb failed: $(tail -5 "$BENCH_SERVICES_DIR/initdb.log")" || return 1
     BENCH_SERVICES_PG_CTL="$bin/pg_ctl"
     bench_services_as_owner "$bin/pg_ctl" --pgdata="$BENCH_SERVICES_DIR/pg" \
@@ -71,6 +92,8 @@ bench_services_start_pg() {
         bench_services_die "postgres did not start: $(tail -5 "$BENCH_SERVICES_DIR/postgres.log")" ||
         return 1
     BENCH_SERVICES_PG_UP=1
+    export PGPASSFILE="$BENCH_SERVICES_DIR/pgpass"
+    (umask 077 && echo "127.0.0.1:$port:*:benchpg:$BENCH_TEST_PG_PASSWORD" >"$PGPASSFILE")
     local db
     for db in bench mlflow; do
         "$bin/createdb" --host=127.0.0.1 --port="$port" --username=benchpg "$db" ||
@@ -92,8 +115,17 @@ bench_services_start_mlflow() {
     local mlflow port
     mlflow=$(bench_services_mlflow_bin) || return 1
     port=$(bench_services_free_port)
-    # setsid: its own process group, so that stopping it stops its workers too
-    setsid "$mlflow" server --backend-store-uri "${BENCH_TEST_PG_URL}mlflow" \
+    export MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD
+    MLFLOW_TRACKING_PASSWORD=$(bench_services_secret)
+    (umask 077 && printf '%s\n' "[mlflow]" "default_permission = READ" \
+        "database_uri = sqlite:///$BENCH_SERVICES_DIR/mlflow-auth.db" "admin_username = admin" \
+        >"$BENCH_SERVICES_DIR/auth.ini")
+    # setsid: its own process group, so that stopping it stops its workers too; the admin's
+    # password and the CSRF key go to the server in its environment only
+    MLFLOW_AUTH_CONFIG_PATH="$BENCH_SERVICES_DIR/auth.ini" \
+        MLFLOW_AUTH_ADMIN_PASSWORD="$MLFLOW_TRACKING_PASSWORD" \
+        MLFLOW_FLASK_SERVER_SECRET_KEY="$(bench_services_secret)" \
+        bench_services_private setsid "$mlflow" server --app-name basic-auth --backend-store-uri "${BENCH_TEST_PG_URL}mlflow" \
         --artifacts-destination "$BENCH_SERVICES_DIR/artifacts" --host 127.0.0.1 --port "$port" \
         --workers 1 --allowed-hosts "127.0.0.1:$port,localhost:$port" \
         >"$BENCH_SERVICES_DIR/mlflow.log" 2>&1 </dev/null &
@@ -156,7 +188,7 @@ bench_services_start() {
     BENCH_SERVICES_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     BENCH_SERVICES_PYTHON=$(command -v python3 || command -v python)
     BENCH_SERVICES_DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-services.XXXXXX")
-    chmod 755 "$BENCH_SERVICES_DIR"
+    chmod 700 "$BENCH_SERVICES_DIR"  # its owner (and root) only: it holds the secrets
     trap bench_services_stop EXIT
     trap 'bench_services_stop; exit 130' INT
     trap 'bench_services_stop; exit 143' TERM

@@ -50,6 +50,43 @@ class Dropout(keras.layers.Dropout):
         return tf.random.stateless_uniform(shape, seed=seed, alg="philox")
 
 
+@keras.saving.register_keras_serializable(package="bench")
+class RowL2(keras.layers.Layer):
+    """Identity that adds `strength` x the batch mean of each row's squared norm to the
+    training loss: L2 per rating on the embedding rows a batch looks up, as SVD's SGD
+    regularises them (a row is shrunk as often as it is rated, whatever the table size).
+
+    The strength is a non-trainable weight, so a compiled epoch reads it at run time and
+    trials that differ only in their strength share one compiled epoch.
+    """
+
+    def __init__(self, strength: float, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_strength = float(strength)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.strength = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.initial_strength),
+            trainable=False,
+            name="strength",
+        )
+
+    def call(self, inputs: keras.KerasTensor, training: bool = False) -> keras.KerasTensor:
+        if training:
+            squared = keras.ops.sum(keras.ops.square(inputs), axis=-1)
+            self.add_loss(self.strength * keras.ops.mean(squared))
+        return inputs
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "strength": self.initial_strength}
+
+
+def row_penalties(model: keras.Model) -> list[tf.Tensor]:
+    """The per-rating L2 terms (`RowL2`) of the model's last call."""
+    return [loss for layer in model.layers if isinstance(layer, RowL2) for loss in layer.losses]
+
+
 def embedding(
     rows: int, dim: int, name: str, l2: float = 0.0, non_negative: bool = False
 ) -> keras.layers.Embedding:
@@ -68,6 +105,10 @@ def inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return user, item
 
 
-def embedded(code: keras.KerasTensor, rows: int, dim: int, name: str, **kwargs):
-    """The flattened embedding vector of `code` from a table of rows + 1 rows."""
-    return keras.layers.Flatten()(embedding(rows + 1, dim, name, **kwargs)(code))
+def embedded(
+    code: keras.KerasTensor, rows: int, dim: int, name: str, row_l2: float = 0.0, **kwargs
+):
+    """The flattened embedding vector of `code` from a table of rows + 1 rows; `row_l2`
+    > 0 adds that per-rating L2 on the vectors looked up (`RowL2`)."""
+    vector = keras.layers.Flatten()(embedding(rows + 1, dim, name, **kwargs)(code))
+    return RowL2(row_l2, name=f"{name}_row_l2")(vector) if row_l2 > 0 else vector

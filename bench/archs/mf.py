@@ -33,7 +33,8 @@ class MFConfig:
     arch: ClassVar[str] = "mf"
     k: int = 3
     use_bias: bool = False
-    l2: float = 0.0
+    l2: float = 0.0  # L2 on the whole embedding tables, every step (Keras' regulariser)
+    row_l2: float = 0.0  # L2 per rating on the rows a batch reads (as SVD; layers.RowL2)
     bias_l2: float = 0.0  # L2 on the user and item bias terms (their own strength)
     non_negative: bool = False
     loss: Loss = "mse"
@@ -55,7 +56,7 @@ class NNMFConfig(MFConfig):
 def build_mf(config: MFConfig, n_users: int, n_items: int) -> keras.Model:
     """Dot product of user and item embeddings, plus optional user/item/global biases."""
     user, item = inputs()
-    table = {"l2": config.l2, "non_negative": config.non_negative}
+    table = {"l2": config.l2, "row_l2": config.row_l2, "non_negative": config.non_negative}
     user_vec = embedded(user, n_users, config.k, "user_embedding", **table)
     item_vec = embedded(item, n_items, config.k, "item_embedding", **table)
     rating = keras.layers.Dot(axes=1, name="dot")([item_vec, user_vec])

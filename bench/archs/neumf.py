@@ -40,6 +40,7 @@ class NeuMFConfig:
     hidden_units: tuple[int, ...] = (32, 16, 8)
     dropout: float = 0.0
     l2: float = 0.0
+    row_l2: float = 0.0
     loss: Loss = "mse"
     optimizer: Optimizer = "adam"
     learning_rate: float = 0.001
@@ -50,7 +51,7 @@ class NeuMFConfig:
 def build_neumf(config: NeuMFConfig, n_users: int, n_items: int) -> keras.Model:
     """GMF product and MLP tower, concatenated, then one linear output unit."""
     user, item = inputs()
-    table = {"l2": config.l2}
+    table = {"l2": config.l2, "row_l2": config.row_l2}
     gmf = keras.layers.Multiply(name="gmf")(
         [
             embedded(user, n_users, config.gmf_dim, "user_gmf", **table),

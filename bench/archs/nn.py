@@ -43,6 +43,7 @@ class NNConfig:
     hidden_activations: tuple[str, ...] = ("linear", "linear", "relu")
     output_activation: str = "relu"
     l2: float = 0.0
+    row_l2: float = 0.0
     loss: Loss = "mae"
     optimizer: Optimizer = "adam"
     learning_rate: float = 0.005
@@ -57,8 +58,9 @@ class NNConfig:
 def build_nn(config: NNConfig, n_users: int, n_items: int) -> keras.Model:
     """Concatenated embeddings, each with dropout, then a dense tower to one output."""
     user, item = inputs()
-    item_vec = embedded(item, n_items, config.item_dim, "item_embedding", l2=config.l2)
-    user_vec = embedded(user, n_users, config.user_dim, "user_embedding", l2=config.l2)
+    table = {"l2": config.l2, "row_l2": config.row_l2}
+    item_vec = embedded(item, n_items, config.item_dim, "item_embedding", **table)
+    user_vec = embedded(user, n_users, config.user_dim, "user_embedding", **table)
     hidden = keras.layers.Concatenate(name="concat")(
         [
             Dropout(config.dropout)(item_vec),

@@ -23,7 +23,7 @@ from bench.benchmark.spec import BenchmarkSpec
 from bench.datasets import DEFAULT
 from bench.errors import BenchError
 from bench.sweep.storage.backends import open_storage
-from bench.sweep.storage.urls import resolve_storage
+from bench.sweep.storage.urls import redact, resolve_storage
 from bench.tracking.tracker import Tracker
 
 ALL_FOLDS = "*"  # a pinned config that applies to every fold
@@ -84,7 +84,7 @@ def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, A
             best = study.best_trial
         except (KeyError, ValueError) as exc:
             raise BenchError(
-                f"study {name!r} in {storage_url} has no completed trial ({exc}); run "
+                f"study {name!r} in {redact(storage_url)} has no completed trial ({exc}); run "
                 f"`bench sweep --arch {arch}` first or use the pinned configs"
             ) from exc
         configs[arch] = get_arch(arch).from_trial(best)

@@ -191,7 +191,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
             min_delta=spec.min_delta,
         )
         report(spec, tracker, parent_id, outcome, job)
-        register_models(tracker, folds, data.dataset.name, job.source, run_name)
+        register_models(tracker, folds, data.dataset.label, job.source, run_name)
         tracker.log(
             parent_id, {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}
         )

@@ -19,8 +19,10 @@ import optuna
 
 from bench.archs import get_arch
 from bench.data import RatingData, Split, make_split
+from bench.datasets import get_dataset
 from bench.errors import BenchError
 from bench.sweep.settings import SweepSettings
+from bench.sweep.shared import space_version
 from bench.sweep.storage.backends import open_storage
 from bench.sweep.workers import run_study
 from bench.tracking.environment import environment_tags
@@ -56,7 +58,11 @@ class Tuned:
 
 
 def study_name(dataset: str, fold: str, arch: str, seed: int, budget: Budget) -> str:
-    return f"nested-{dataset}-{fold}-{arch}-s{seed}-{budget.digest()}"
+    """One study per fold, architecture, seed, budget and search space: a changed space
+    starts new studies instead of reusing configs from the old one."""
+    space = space_version(get_arch(arch)).rsplit("-", 1)[-1][:6]
+    label = get_dataset(dataset).label
+    return f"nested-{label}-{fold}-{arch}-s{seed}-{budget.digest()}-{space}"
 
 
 def tuning_split(data: RatingData, fold: Split, seed: int, budget: Budget) -> Split:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import matplotlib
 from mlflow.exceptions import MlflowException
 
-from bench import signals, verbosity
+from bench import files, signals, verbosity
 from bench.errors import BenchError
 
 
@@ -25,6 +25,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     """
     argv, verbose = verbosity.split_flags(sys.argv[1:] if argv is None else argv)
     verbosity.apply(verbose)
+    files.private_umask()  # stores, artifacts and reports: readable by their owner only
     matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
         with signals.handled():

@@ -6,19 +6,24 @@ import argparse
 
 from bench.cli.common import add_data_flags, add_tracking_flag
 from bench.data import load_dataset
-from bench.tracking.recommend import load_keras_model, recommend
+from bench.tracking.recommend import load_model, recommend
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench recommend", description=__doc__)
-    parser.add_argument("--model", required=True, help="MLflow model URI (runs:/RUN_ID/model)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="MLflow model URI: runs:/RUN_ID/model, or a champion such as "
+        "models:/recsys-mf-ml-100k@champion",
+    )
     parser.add_argument("--user", type=int, required=True, help="MovieLens user id")
     parser.add_argument("-k", type=int, default=10, help="how many movies (default %(default)s)")
     add_data_flags(parser)
     add_tracking_flag(parser)
     args = parser.parse_args(argv)
     data = load_dataset(args.dataset, args.data_dir)
-    model = load_keras_model(args.model, args.tracking_uri)
+    model = load_model(args.model, args.tracking_uri)
     table = recommend(model, data, args.user, args.k)
     print(f"top {args.k} unseen movies for user {args.user}:")
     print(table.to_string(index=False, float_format="{:.2f}".format))

@@ -42,6 +42,13 @@ class Dataset:
     folds: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     benchmark_folds: tuple[str, ...] = ()  # the folds the benchmark job uses by default
     n_ratings: int | None = None
+    short_name: str | None = None  # for names that allow no '/' or ':' (None: `name`)
+
+    @property
+    def label(self) -> str:
+        """The data set in study, experiment and model names: its registered name, or for a
+        file `csv-STEM-DIGEST` (MLflow model names allow no '/' or ':')."""
+        return self.short_name or self.name
 
     @property
     def splits(self) -> tuple[str, ...]:

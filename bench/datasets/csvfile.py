@@ -24,7 +24,9 @@ file of the same name). Rows are read strictly by `read_delimited`.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -158,4 +160,9 @@ def csv_dataset(spec: str) -> Dataset:
         ratings_file=path.name,
         read_ratings=partial(read_ratings, options=options),
         scale=options.scale,
+        short_name=f"csv-{_safe(path.stem)}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}",
     )
+
+
+def _safe(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)[:40] or "file"

@@ -24,6 +24,7 @@ from optuna.distributions import (
 from bench.archs import Arch
 from bench.sweep.samplers import PRUNERS, SAMPLERS
 from bench.sweep.settings import SweepSettings
+from bench.sweep.storage.urls import redact_text
 
 NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}
 
@@ -49,7 +50,8 @@ def _patience(patience: int | None) -> str:
 
 
 def command_line() -> str:
-    return shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
+    """This process's command line, with the password of any URL in it redacted."""
+    return redact_text(shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]))
 
 
 def search_space(arch: Arch, max_epochs: int) -> dict[str, tuple[BaseDistribution, bool]]:

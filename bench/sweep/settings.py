@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.datasets import get_dataset
+
 
 @dataclass(frozen=True)
 class SweepSettings:
@@ -34,5 +36,5 @@ class SweepSettings:
     def name(self) -> str:
         if self.study_name:
             return self.study_name
-        prefix = "" if self.dataset == "ml-100k" else f"{self.dataset}-"
+        prefix = "" if self.dataset == "ml-100k" else f"{get_dataset(self.dataset).label}-"
         return f"{prefix}{self.arch}-{self.split}"

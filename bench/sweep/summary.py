@@ -11,6 +11,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
+from bench.datasets import get_dataset
 from bench.sweep.anytime import curve_of, log_curve
 from bench.sweep.descriptions import champion_description, study_result, with_result
 from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
@@ -115,7 +116,7 @@ def register_best(
     arch = study.user_attrs.get("arch")
     if not uri or not arch:
         return None
-    name = registered_name(arch, study.user_attrs.get("dataset", "ml-100k"))
+    name = registered_name(arch, get_dataset(study.user_attrs.get("dataset", "ml-100k")).label)
     description = champion_description(study.study_name, best.number, metric, best.value)
     version = register_champion(client, uri, name, description)
     for key, value in {"source": "sweep", "study": study.study_name, "trial": best.number}.items():

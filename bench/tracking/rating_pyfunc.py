@@ -5,8 +5,8 @@ and runs it when the model is loaded, where `bench` may not be installed: so it 
 keras (with TensorFlow), numpy, pandas and mlflow. bench imports it too, to compute the same
 predictions in process.
 
-Custom layers: a Keras model may hold bench's `GlobalBias`, saved under the registered name
-"bench>GlobalBias" together with the module that defined it. Shipping that module with
+Custom layers: a Keras model may hold bench's `GlobalBias` and `RowL2`, saved under the
+registered names "bench>GlobalBias" and "bench>RowL2" together with the module that defined it. Shipping that module with
 `code_paths` would drag in the rest of bench (and the module is moving), so this file keeps an
 identical copy of the layer and passes it to `keras.saving.load_model` as a custom object under
 that registered name. Keras looks custom objects up by registered name before it tries to
@@ -39,7 +39,24 @@ class GlobalBias(keras.layers.Layer):
         return inputs + self.bias
 
 
-CUSTOM_OBJECTS = {"bench>GlobalBias": GlobalBias}
+class RowL2(keras.layers.Layer):
+    """bench's per-rating L2 layer: an identity when predicting (its penalty is training's);
+    it keeps the strength weight so that the saved weights load."""
+
+    def __init__(self, strength: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_strength = float(strength)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.strength = self.add_weight(
+            shape=(), initializer="zeros", trainable=False, name="strength"
+        )
+
+    def call(self, inputs: keras.KerasTensor) -> keras.KerasTensor:
+        return inputs
+
+
+CUSTOM_OBJECTS = {"bench>GlobalBias": GlobalBias, "bench>RowL2": RowL2}
 
 
 def load_maps(path: str) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.files import create_private
 from bench.locks import try_flock, wait_for
 from bench.tracking.tracker import Tracker
 
@@ -35,6 +36,7 @@ def setup_lock(tracking_uri: str) -> Iterator[None]:
         return
     lock = path + LOCK_SUFFIX
     try:
+        create_private(path)  # SQLite gives its -wal and -shm files the database's mode
         handle = open(lock, "a")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise BenchError(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bench.archs.layers import Dropout
+from bench.archs.layers import Dropout, row_penalties
 from bench.data import Split
 from bench.errors import BenchError
 from bench.training.lazy_adam import LazyAdam
@@ -146,7 +146,8 @@ class CompiledEpochs:
         if self.sparse:
             return LazyAdam.regularisation(self.model)
         pairs = zip(self.l2, self.regularised, strict=True)
-        return [strength * tf.reduce_sum(tf.square(v.value)) for strength, v in pairs]
+        tables = [strength * tf.reduce_sum(tf.square(v.value)) for strength, v in pairs]
+        return tables + row_penalties(self.model)
 
     def _weighted_step(self, rows: tf.Tensor, data: tuple[tf.Tensor, ...]) -> tf.Tensor:
         """One train step on `rows`; returns its loss times its batch size."""

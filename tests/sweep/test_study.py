@@ -25,6 +25,7 @@ from bench.sweep.settings import SweepSettings
 from bench.sweep.storage.backends import open_storage as make_storage
 from bench.sweep.summary import log_study_plots
 from bench.sweep.workers import run_study
+from bench.tracking.recommend import load_model, recommend
 from bench.tracking.tracker import Tracker
 from tests.support.synthetic import synthetic_ratings, write_folder
 from tests.tracking.test_serving import SERVE
@@ -292,6 +293,16 @@ def test_best_trial_is_the_champion_and_serves_where_bench_cannot_be_imported(
     assert served == pytest.approx(expected.tolist())
     assert served[0] != pytest.approx(served_ids.train["rating"].mean())  # not the fallback
 
+    # bench recommend takes the champion (a rating pyfunc on raw ids), not only Keras models
+    data = read_folder(tmp_path / "ids")
+    champion = load_model("models:/recsys-mf-ml-100k@champion", settings.tracking_uri)
+    table = recommend(champion, data, 196, k=5)
+    rated = set(data.ratings.loc[data.ratings["user_id"] == 196, "item_id"])
+    assert len(table) == 5 and not rated & set(table["movie id"])
+    frame = pd.DataFrame({"user": 196, "item": table["movie id"]})
+    expected = mlflow.pyfunc.load_model(logged).predict(frame)["rating"]
+    assert table["predicted rating"].tolist() == pytest.approx(expected.tolist())
+
 
 def _study_with(n_complete: int) -> optuna.Study:
     study = optuna.create_study()
@@ -335,3 +346,20 @@ def test_a_parameter_only_unfinished_trials_have_does_not_break_the_plots(tmp_pa
     log_study_plots(tracker, run_id, study, "val_mae")
     plots = {a.path for a in tracker.client.list_artifacts(run_id, "plots")}
     assert "plots/parallel_coordinate.png" in plots
+
+
+def test_a_sweep_on_a_csv_file_names_its_study_and_champion_safely(tiny, tmp_path):
+    """A `csv:PATH?...` spec holds '/', ':', '?' and '&', which MLflow model names refuse:
+    studies, experiments and models take the data set's short label instead."""
+    ratings = synthetic_ratings().rename(columns={"user_id": "user", "item_id": "item"})
+    path = tmp_path / "my ratings.csv"
+    ratings.to_csv(path, index=False)
+    settings = tiny("mf", n_trials=2, dataset=f"csv:{path}?sep=,&header=1")
+    study = run_study(settings)
+    assert settings.name.startswith("csv-my-ratings-") and settings.name.endswith("-mf-seed")
+    assert not set("/:?&") & set(settings.name)
+    label = settings.name.removesuffix("-mf-seed")
+    version = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
+        f"recsys-mf-{label}", "champion"
+    )
+    assert version.run_id == study.best_trial.user_attrs["mlflow_run_id"]

@@ -82,7 +82,7 @@ LAYERS = (
     ("tracking",),
     ("training",),
     ("archs", "data", "datasets", "metrics"),
-    ("errors", "locks", "signals", "verbosity", ""),  # process-wide modules and the package itself
+    ("errors", "files", "locks", "signals", "verbosity", ""),  # process-wide modules, the package
 )
 
 

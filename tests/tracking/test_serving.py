@@ -18,7 +18,7 @@ import pytest
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from bench.archs.layers import GlobalBias
+from bench.archs.layers import GlobalBias, RowL2
 from bench.tracking.serving import (
     Fallback,
     id_maps,
@@ -66,7 +66,8 @@ def _train_frame() -> pd.DataFrame:
 
 
 def _tiny_mf(train: pd.DataFrame) -> keras.Model:
-    """Dot product plus bench's GlobalBias, trained for two steps."""
+    """Dot product plus bench's GlobalBias and RowL2 (custom layers the served model must load
+without bench), trained for two steps."""
     keras.utils.set_random_seed(0)
     user = keras.Input((1,), dtype="int32", name="user")
     item = keras.Input((1,), dtype="int32", name="item")
@@ -74,6 +75,7 @@ def _tiny_mf(train: pd.DataFrame) -> keras.Model:
     user_vec = keras.layers.Flatten()(
         keras.layers.Embedding(7, 3, embeddings_initializer=init)(user)
     )
+    user_vec = RowL2(0.05, name="user_row_l2")(user_vec)
     item_vec = keras.layers.Flatten()(
         keras.layers.Embedding(9, 3, embeddings_initializer=init)(item)
     )

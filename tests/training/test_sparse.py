@@ -54,11 +54,12 @@ def _adam_steps(model, batch, optimizer, dense_gradients: bool, steps: int = 3):
     "config",
     [
         MFConfig(k=4, use_bias=True),
+        MFConfig(k=4, use_bias=True, row_l2=0.1),
         NNMFConfig(k=4),
         NNConfig(hidden_units=(8,), hidden_activations=("relu",), dropout=0.0),
         NeuMFConfig(gmf_dim=4, mlp_dim=4, hidden_units=(8,)),
     ],
-    ids=["mf-bias", "nnmf", "nn", "neumf"],
+    ids=["mf-bias", "mf-row-l2", "nnmf", "nn", "neumf"],
 )
 def test_lazy_adam_equals_textbook_adam_on_rows_in_every_batch(small_split, config):
     """Full batches: every trained row is in every step, so lazy and dense Adam agree on

@@ -114,11 +114,12 @@ def test_same_config_and_seed_give_identical_numbers(small_split, config):
     [
         (SMALL_MF, True),
         (replace(SMALL_MF, use_bias=True, l2=1e-3), True),
+        (replace(SMALL_MF, use_bias=True, row_l2=0.1), True),
         (SMALL_NN, False),
         (SMALL_NN, True),  # dropout noise drawn ahead of the XLA loop, by the same kernels
         (replace(SMALL_NN, dropout=0.0), True),  # a rate-0 dropout has no seed generator
     ],
-    ids=["mf-xla", "mf-bias-l2-xla", "nn", "nn-xla", "nn-no-dropout-xla"],
+    ids=["mf-xla", "mf-bias-l2-xla", "mf-row-l2-xla", "nn", "nn-xla", "nn-no-dropout-xla"],
 )
 def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, jit):
     config = replace(config, epochs=4, batch_size=24)  # 24 leaves a partial last batch
@@ -141,8 +142,9 @@ def test_compiled_path_learns_the_same_model_as_plain_fit(small_split, config, j
             replace(SMALL_MF, use_bias=True, l2=1e-2, bias_l2=1e-3, learning_rate=0.03),
         ),
         (replace(SMALL_NN, l2=1e-3), replace(SMALL_NN, learning_rate=0.02, l2=1e-4, epochs=2)),
+        (replace(SMALL_MF, row_l2=0.3), replace(SMALL_MF, row_l2=0.01, learning_rate=0.02)),
     ],
-    ids=["mf-bias-l2", "nn"],
+    ids=["mf-bias-l2", "nn", "mf-row-l2"],
 )
 def test_a_reused_compiled_runner_learns_what_a_fresh_one_does(small_split, first, second):
     """Trials of one structure share a traced, compiled epoch; rates and L2 strengths are
@@ -169,7 +171,8 @@ def test_a_different_structure_gets_its_own_runner(small_split):
     train(replace(SMALL_MF, k=5), small_split)
     train(replace(SMALL_MF, batch_size=8), small_split)
     train(replace(SMALL_MF, l2=1e-3), small_split)  # an L2 term is structure, its strength not
-    assert (RUNNERS.hits, RUNNERS.misses) == (0, 4)
+    train(replace(SMALL_MF, row_l2=1e-3), small_split)
+    assert (RUNNERS.hits, RUNNERS.misses) == (0, 5)
 
 
 def test_diverging_loss_raises_with_its_epoch(small_split):

@@ -33,6 +33,7 @@ from sqlalchemy.exc import (
 )
 
 from bench.errors import BenchError
+from bench.files import create_private
 from bench.sweep.stale_trials import OWNED_ATTRS
 from bench.sweep.storage.journal import repair_journal
 from bench.sweep.storage.locks import check_writable_folder, creation_lock
@@ -164,6 +165,7 @@ def _retry_callback(heartbeat_interval: int | None) -> dict:
 
 def _open_journal(path: str) -> JournalStorage:
     check_writable_folder(path, path)
+    create_private(path)
     repair_journal(path)
     backend = JournalFileBackend(path, JournalFileOpenLock(path))
     return JournalStorage(backend)

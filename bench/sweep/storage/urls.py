@@ -40,6 +40,12 @@ URL_FORMS = f"{POSTGRES_FORM}, sqlite:///path/to/optuna.db, or a journal file pa
 
 
 PASSWORD_PATTERN = re.compile(r"(://[^:/@]*:)([^@]*)@")  # for URLs SQLAlchemy can't parse
+PASSWORD_IN_TEXT = re.compile(r"(://[^:/@\s]*:)([^@/\s]*)@")  # user:password@ in any text
+
+
+def redact_text(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***."""
+    return PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
 def default_storage(tracking_uri: str) -> str:
@@ -61,7 +67,7 @@ def redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return PASSWORD_PATTERN.sub(r"\1***@", url)
+        return redact_text(PASSWORD_PATTERN.sub(r"\1***@", url))
 
 
 def is_database(url: str) -> bool:
