@@ -6,6 +6,11 @@ out; later signals are ignored, so that clean-up is not itself interrupted. The 
 line turns `Interrupted` into one line and exit status 128 + the signal's number (130 for
 SIGINT, 143 for SIGTERM).
 
+A signal can land inside a finaliser (a `__del__` or weakref callback, such as SQLAlchemy's
+clean-up), where Python prints the exception as "Exception ignored" and drops it. The
+`sys.unraisablehook` installed with the handlers catches that case and sends the signal
+again, so it is raised where the main flow can see it.
+
 Sweep worker processes start with both signals ignored (a signal during their
 TensorFlow import would print a traceback), then install the same handlers, and stop
 with SIGTERM when their parent dies.
@@ -25,6 +30,7 @@ from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+RESEND_S = 0.05  # a signal a finaliser dropped is sent again after this long
 
 
 class Interrupted(KeyboardInterrupt):
@@ -51,6 +57,20 @@ def _handler(signum: int, frame) -> None:
     raise Interrupted(signum)
 
 
+def _unraisable(unraisable) -> None:
+    """An `Interrupted` dropped by a finaliser: re-arm and re-send the signal, so that the
+    handler raises it again once the finaliser has returned (sent from a timer thread a
+    moment later: sent at once, the handler would run inside this hook). Anything else:
+    Python's hook."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        _State.received = None
+        resend = threading.Timer(RESEND_S, os.kill, (os.getpid(), unraisable.exc_value.signum))
+        resend.daemon = True
+        resend.start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def received() -> int | None:
     """The first SIGINT/SIGTERM this process got, if any."""
     return _State.received
@@ -73,12 +93,14 @@ def handled() -> Iterator[None]:
         yield
         return
     previous = {s: signal.signal(s, _handler) for s in SIGNALS}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     _State.received, _State.pending = None, False
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = previous_hook
         _State.received, _State.pending = None, False
 
 
@@ -131,6 +153,7 @@ def install_in_worker() -> None:
     """A sweep worker process: handlers on, and SIGTERM when the parent dies."""
     for signum in SIGNALS:
         signal.signal(signum, _handler)
+    sys.unraisablehook = _unraisable
     _State.received = None
     quiet_optuna_interrupts()
     if sys.platform.startswith("linux"):

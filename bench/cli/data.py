@@ -42,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         _list()
         return 0
     data = load_dataset(args.dataset, args.data_dir)
+    checked = "verified" if data.dataset.files_sha256 else "read (no published checksums)"
     print(
-        f"{data.root}: {data.dataset.name} verified; {len(data.ratings)} ratings, "
+        f"{data.root}: {data.dataset.name} {checked}; {len(data.ratings)} ratings, "
         f"{data.n_users} users, {data.n_items} items, ratings {data.dataset.scale}"
     )
     return 0

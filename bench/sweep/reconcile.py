@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bench.errors import BenchError
 from bench.sweep.descriptions import trial_run_name
+from bench.sweep.invocations import live_others
 from bench.sweep.progress import say
 from bench.sweep.stale_trials import (
     fail_heartbeat_stale_trials,
@@ -67,8 +68,12 @@ class Repair:
 
 
 def owner(trial: FrozenTrial) -> str:
+    """Who ran the trial, as far as the trial says (a process killed before it wrote its
+    owner leaves none)."""
     attrs = trial.user_attrs
-    return f"process {attrs.get('pid', '?')} on {attrs.get('host', '?')}"
+    if "pid" not in attrs:
+        return "a process that died before recording itself"
+    return f"process {attrs['pid']} on {attrs.get('host', 'an unknown host')}"
 
 
 class Reconciler:
@@ -213,10 +218,14 @@ def repair_study(storage, url: str, tracker: Tracker, name: str) -> list[str]:
 
 
 def _close_parent(study: optuna.Study, tracker: Tracker, running: list) -> list[str]:
-    """Close a parent run that a killed invocation left RUNNING, once nothing runs."""
+    """Close a parent run that a killed invocation left RUNNING, once nothing runs and no
+    invocation is alive (one starting up or between trials runs no trial)."""
     run_id = study.user_attrs.get("mlflow_parent_run_id")
     if running or not run_id or tracker.client.get_run(run_id).info.status != "RUNNING":
         return []
+    if live := live_others(study):
+        return [f"{study.study_name}: parent run {run_id} left RUNNING: invocation "
+                f"{', '.join(live)} alive"]  # fmt: skip
     log_study_summary(tracker, run_id, study)
     tracker.end(run_id, "KILLED")
     return [f"{study.study_name}: parent run {run_id} closed (KILLED): no trial runs"]

@@ -91,7 +91,8 @@ def grace_period_of(study: optuna.Study) -> int | None:
     storage = study._storage
     if not is_heartbeat_enabled(storage):
         return None
-    return getattr(storage, "grace_period", None) or 2 * storage.get_heartbeat_interval()
+    backend = getattr(storage, "_backend", storage)  # RDB storages come wrapped in a cache
+    return getattr(backend, "grace_period", None) or 2 * storage.get_heartbeat_interval()
 
 
 def fail_heartbeat_stale_trials(study: optuna.Study) -> list[FrozenTrial]:

@@ -23,6 +23,7 @@ from bench.errors import BenchError
 from bench.sweep.descriptions import (
     study_description,
 )
+from bench.sweep.invocations import arrive, leave, live_others
 from bench.sweep.progress import say
 from bench.sweep.reconcile import Reconciler
 from bench.sweep.settings import SweepSettings
@@ -142,6 +143,7 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
         initialise=initialise,
     )
     _check_identity(study, identity, storage_url)
+    arrive(study)  # before anything: from now on no one closes the parent run under us
     joined = len(study.get_trials(deepcopy=False))
     say(  # no storage address: even redacted, it names the database user
         f"{settings.name}: created the study"
@@ -199,23 +201,26 @@ def load_split(settings: SweepSettings) -> Split:
 
 def finish_parent(prepared: Prepared, status: str, mine: frozenset[int] = frozenset()) -> None:
     """Fail what this invocation's processes (`mine`, all ended) left running, record the
-    best trial and Optuna's plots on the parent run, and close it unless a trial of
-    another invocation still runs (that invocation closes it when it ends)."""
+    best trial and Optuna's plots on the parent run, and close it unless another
+    invocation is alive or its trial still runs (that invocation closes it when it ends)."""
     name = prepared.settings.name
     tracker = Tracker(prepared.tracking_uri)
     study = load(prepared)
     with signals.deferred():
+        leave(study)
         for repair in Reconciler(study, tracker, prepared.experiment_id).run(mine, full=True):
             say(repair.line(name))
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        others = live_others(study)
         try:
             register = prepared.settings.register_champion and not running
             log_study_summary(tracker, prepared.parent_run_id, study, register=register)
         finally:
-            if running:
+            if running or others:
                 say(
-                    f"{name}: {len(running)} trial(s) of other runs still running; the parent "
-                    "run stays RUNNING until the last of them ends"
+                    f"{name}: {len(running)} trial(s) of other runs still running, "
+                    f"{len(others)} other invocation(s) alive; the parent run stays RUNNING "
+                    "until the last of them ends"
                 )
             else:
                 tracker.end(prepared.parent_run_id, status)

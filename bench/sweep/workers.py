@@ -15,6 +15,7 @@ import bench.sweep.samplers as samplers
 from bench import signals
 from bench.archs import get_arch
 from bench.data import Split
+from bench.sweep.invocations import Presence
 from bench.sweep.objective import Objective
 from bench.sweep.pool import Pool, WorkerJob
 from bench.sweep.progress import Progress, say
@@ -117,7 +118,7 @@ def run_study(
     progress.pids.add(os.getpid())
     status = "KILLED"
     try:
-        with progress:
+        with progress, Presence(load(prepared)):
             recycle = (
                 settings.trials_per_process and settings.n_trials > settings.trials_per_process
             )

@@ -6,11 +6,12 @@ keras (with TensorFlow), numpy, pandas and mlflow. bench imports it too, to comp
 predictions in process.
 
 Custom layers: a Keras model may hold bench's `GlobalBias` and `RowL2`, saved under the
-registered names "bench>GlobalBias" and "bench>RowL2" together with the module that defined it. Shipping that module with
-`code_paths` would drag in the rest of bench (and the module is moving), so this file keeps an
-identical copy of the layer and passes it to `keras.saving.load_model` as a custom object under
-that registered name. Keras looks custom objects up by registered name before it tries to
-import the recorded module, so where bench keeps the layer does not matter. The copy is not
+registered names "bench>GlobalBias" and "bench>RowL2" together with the module that defined
+them. Shipping that module with `code_paths` would drag in the rest of bench, so this file
+keeps copies of the layers (`RowL2`: an identity, as it is when predicting) and passes them to
+`keras.saving.load_model` as custom objects under those registered names. Keras looks custom
+objects up by registered name before it tries to import the recorded module, so where bench
+keeps the layers does not matter. The copies are not
 registered globally: MLflow also runs this file in the logging process, and a global
 registration would replace bench's own class there. If bench's layer changes, change the copy:
 `log_rating_model` reloads every model it logs and checks its predictions, so a mismatch fails

@@ -50,8 +50,22 @@ SPLIT_PARTS = {"train": "training", "valid": "validation", "test": "test"}  # pa
 STORE_ERRORS = (MlflowException, OSError, SQLAlchemyError)
 
 
+# what MLflow stores runs in: a folder (no scheme, file), a database, or a tracking server
+TRACKING_SCHEMES = ("", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https")
+
+
 def resolve_tracking_uri(flag: str | None = None) -> str:
-    return flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The --tracking-uri flag, else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; an
+    unknown scheme is one error naming the forms that work."""
+    uri = flag or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    scheme = uri.partition("://")[0].partition("+")[0] if "://" in uri else ""
+    if scheme not in TRACKING_SCHEMES and not scheme.startswith("databricks"):
+        raise BenchError(
+            f"MLflow store {uri!r}: unknown scheme {scheme!r}; pass --tracking-uri (or set "
+            "MLFLOW_TRACKING_URI) as sqlite:///path/mlflow.db, http(s)://host:port (an MLflow "
+            "server), postgresql://user@host/db or a folder"
+        )
+    return uri
 
 
 def store_error(uri: str, exc: Exception) -> BenchError:

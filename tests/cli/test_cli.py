@@ -123,3 +123,28 @@ def test_stderr_to_devnull_swallows_native_writes_and_restores_the_descriptor(ca
         os.write(2, b"native chatter\n")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"
+
+
+def test_data_show_says_a_csv_file_was_read_not_verified(tmp_path, capsys):
+    """A ratings file has no published checksum: nothing was verified."""
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n1,1,4\n1,2,3\n2,1,5\n")
+    assert main(["data", "show", "--dataset", f"csv:{path}"]) == 0
+    out = capsys.readouterr().out
+    assert "read (no published checksums); 3 ratings, 2 users, 2 items" in out
+    assert "verified" not in out
+
+
+def test_a_bad_mlflow_store_is_named_as_the_mlflow_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "unused"))
+    sweep = ["sweep", "--arch", "mf", "--trials", "1", "--tracking-uri"]
+    assert main([*sweep, "garbage://x/y"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MLflow store 'garbage://x/y': unknown scheme 'garbage'")
+    assert err.count("\n") == 1 and "registry" not in err
+    (tmp_path / "mlflow.db.create.lock").mkdir()  # the store's lock cannot be opened
+    monkeypatch.chdir(tmp_path)
+    assert main([*sweep, "sqlite:///mlflow.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open MLflow store sqlite:///mlflow.db: ")
+    assert "Optuna" not in err and err.count("\n") == 1

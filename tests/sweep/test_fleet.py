@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -20,7 +22,8 @@ from bench.archs import get_arch
 from bench.cli import main as cli_main
 from bench.cli import run as cli_run
 from bench.errors import BenchError
-from bench.sweep.reconcile import Reconciler
+from bench.sweep.invocations import GRACE_S, leave, live_others, marker_key
+from bench.sweep.reconcile import Reconciler, owner
 from bench.sweep.samplers import make_sampler
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import SweepControl, space_version
@@ -96,6 +99,34 @@ def test_sigterm_and_ctrl_c_are_one_line_with_128_plus_the_signal(capsys):
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in lines] == INTERRUPTED
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored afterwards
+
+
+class _SignalledInFinaliser:
+    """Gets SIGTERM while Python runs its finaliser (as SQLAlchemy's weakref clean-up did)."""
+
+    def __del__(self):
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10_000))  # the handler runs here, inside the finaliser
+
+
+def test_a_signal_that_lands_in_a_finaliser_still_stops_the_command(capsys):
+    """Python drops an exception raised in a finaliser ("Exception ignored ... Traceback");
+    the signal is sent again and raised where the command sees it."""
+
+    def command(argv):
+        _SignalledInFinaliser()  # finalised at once: no reference is kept
+        for _ in range(500):  # bounded: the re-sent signal lands at the first sleep
+            time.sleep(0.01)
+        return 0
+
+    hook = sys.unraisablehook
+    assert cli_run(command) == 143
+    err = capsys.readouterr().err
+    assert "Exception ignored" not in err and "Traceback" not in err
+    assert err.splitlines() == [
+        "interrupted (SIGTERM): runs in flight are marked failed; rerun the command to resume"
+    ]
+    assert sys.unraisablehook is hook  # restored afterwards
 
 
 def test_a_joiner_with_other_settings_is_refused_naming_what_differs(small_split, tiny):
@@ -205,6 +236,7 @@ def test_repair_fails_a_dead_processs_trial_in_both_stores_and_closes_the_parent
     settings = tiny()
     prepared = prepare(settings, small_split)
     owner = start_owner(settings.storage, settings.name, settings.tracking_uri)
+    leave(_study(settings))  # the invocation that prepared the study has ended
     try:
         study = optuna.load_study(study_name=settings.name, storage=open_storage(settings.storage))
         wait_until(lambda: "pid" in study.trials[0].user_attrs, "a trial with its owner", 60)
@@ -227,22 +259,59 @@ def test_repair_fails_a_dead_processs_trial_in_both_stores_and_closes_the_parent
     assert capsys.readouterr().out == "mf-seed: nothing to repair\n"
 
 
+def _study(settings: SweepSettings) -> optuna.Study:
+    return optuna.load_study(study_name=settings.name, storage=open_storage(settings.storage))
+
+
+def test_repair_leaves_the_parent_of_a_live_invocation_between_trials_running(
+    small_split, tiny, capsys
+):
+    """An invocation starting up or between trials has no RUNNING trial: its record in the
+    study (refreshed while it runs) keeps repair from closing its parent run."""
+    settings = tiny()
+    prepared = prepare(settings, small_split)
+    study = _study(settings)
+    leave(study)  # this test process stands for `bench study repair`, not an invocation
+    live = subprocess.Popen(["sleep", "60"])  # an invocation on this machine, between trials
+    try:
+        study.set_user_attr(marker_key(pid=live.pid), {"seen": time.time(), "ended": False})
+        far = marker_key(host="another-machine", pid=7)
+        study.set_user_attr(far, {"seen": time.time() - GRACE_S - 1, "ended": False})  # silent
+        flags = ["--storage", settings.storage, "--tracking-uri", settings.tracking_uri]
+        assert cli_main(["study", "repair", *flags, "--study", settings.name]) == 0
+        out = capsys.readouterr().out
+        host = socket.gethostname()
+        assert f"left RUNNING: invocation {host} {live.pid} alive" in out
+        assert "another-machine" not in out
+        assert parent_status(prepared) == "RUNNING"
+        study.set_user_attr(far, {"seen": time.time(), "ended": False})  # heard from recently
+        assert live_others(study, is_alive=lambda pid: False) == ["another-machine 7"]
+    finally:
+        live.kill()
+        live.wait(10)
+    study.set_user_attr(far, {"seen": time.time(), "ended": True})
+    assert cli_main(["study", "repair", *flags, "--study", settings.name]) == 0
+    assert "closed (KILLED): no trial runs" in capsys.readouterr().out
+    assert parent_status(prepared) == "KILLED"
+
+
 def test_a_heartbeat_lost_on_another_machine_fails_the_trial_in_both_stores(pg_url, tmp_path):
     tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracker.experiment("beat")
-    study, _ = create_or_load_study(pg_url, "beat", heartbeat_interval=1, grace_period=2)
-    owner = start_owner(pg_url, "beat", tracker.uri, host="another-machine", heartbeat=(1, 2))
+    study, _ = create_or_load_study(pg_url, "beat", heartbeat_interval=1, grace_period=3)
+    owner = start_owner(pg_url, "beat", tracker.uri, host="another-machine", heartbeat=(1, 3))
     try:
         wait_until(lambda: study.trials and "pid" in study.trials[0].user_attrs, "a trial", 60)
     finally:
         owner.kill()
         owner.join(30)
     killed_at = time.monotonic()
-    study = optuna.load_study(study_name="beat", storage=open_storage(pg_url, 1, 2))
+    study = optuna.load_study(study_name="beat", storage=open_storage(pg_url, 1, 3))
     reconciler = Reconciler(study, tracker, experiment)
     repairs = wait_until(reconciler.run, "the heartbeat's grace period", 30)
     print(f"\nheartbeat lost: trial settled {time.monotonic() - killed_at:.1f} s after kill -9")
-    expected = f"heartbeat lost: process {owner.pid} on another-machine sent none for 2 s"
+    # the grace period given (3 s), not Optuna's default of two intervals behind its cache
+    expected = f"heartbeat lost: process {owner.pid} on another-machine sent none for 3 s"
     assert [(r.number, r.reason) for r in repairs] == [(0, expected)]
     run = tracker.client.get_run(repairs[0].run_id)
     assert (run.info.status, run.data.tags["error"]) == ("FAILED", expected)
@@ -250,3 +319,10 @@ def test_a_heartbeat_lost_on_another_machine_fails_the_trial_in_both_stores(pg_u
     assert retry.state == TrialState.WAITING and retry.params == study.trials[0].params
     assert not {"host", "pid", "mlflow_run_id"} & set(retry.user_attrs)
     assert trial_owner_attrs()["host"] != "another-machine"
+
+
+def test_a_trial_killed_before_recording_its_owner_is_described_as_such():
+    trial = optuna.trial.create_trial(state=TrialState.RUNNING)
+    assert owner(trial) == "a process that died before recording itself"
+    trial.set_user_attr("pid", 12)
+    assert owner(trial) == "process 12 on an unknown host"

@@ -67,7 +67,7 @@ def _train_frame() -> pd.DataFrame:
 
 def _tiny_mf(train: pd.DataFrame) -> keras.Model:
     """Dot product plus bench's GlobalBias and RowL2 (custom layers the served model must load
-without bench), trained for two steps."""
+    without bench), trained for two steps."""
     keras.utils.set_random_seed(0)
     user = keras.Input((1,), dtype="int32", name="user")
     item = keras.Input((1,), dtype="int32", name="item")
