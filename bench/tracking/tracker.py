@@ -18,7 +18,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -148,6 +150,15 @@ class Tracker:
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
 
+    def artifact_location(self, name: str) -> str | None:
+        """Beside a SQLite store, `mlartifacts/EXPERIMENT` (MLflow's default would be
+        ./mlruns in whatever folder the command ran from): the store and its artifacts
+        then move, back up and cache as one folder. Elsewhere the server's default."""
+        if not self.uri.startswith("sqlite:///"):
+            return None
+        folder = Path(self.uri.removeprefix("sqlite:///")).absolute().parent / "mlartifacts"
+        return (folder / re.sub(r"[^A-Za-z0-9_.-]+", "-", name)).as_uri()
+
     def experiment(self, name: str) -> str:
         """The id of experiment `name`, created if needed."""
         try:
@@ -155,7 +166,7 @@ class Tracker:
             if found is not None:
                 return found.experiment_id
             try:
-                return self.client.create_experiment(name)
+                return self.client.create_experiment(name, self.artifact_location(name))
             except MlflowException:  # created meanwhile by another process
                 return self.client.get_experiment_by_name(name).experiment_id
         except STORE_ERRORS as exc:

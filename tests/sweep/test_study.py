@@ -36,7 +36,7 @@ MLFLOW_STATUS = {"COMPLETE": {"FINISHED"}, "PRUNED": {"FINISHED"}, "FAIL": {"FAI
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # MLflow artifacts go to ./mlruns
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
 
     def settings(arch: str, **changes) -> SweepSettings:
         base = SweepSettings(
