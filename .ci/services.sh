@@ -10,6 +10,8 @@
 #   BENCH_TEST_PG_URL         postgresql+psycopg://benchpg@127.0.0.1:PORT/  (role benchpg,
 #                             scram-sha-256; libpq reads the password from PGPASSFILE)
 #   PGPASSFILE                that file (0600); BENCH_TEST_PG_PASSWORD the password itself
+#   BENCH_TEST_PG_BIN, BENCH_TEST_PG_DATA  pg_ctl's folder and the data folder, for the
+#                             outage tests (as root, run pg_ctl as the user benchpg)
 #   BENCH_TEST_MLFLOW_SERVER  http://127.0.0.1:PORT  (backend: database "mlflow" on that server;
 #                             MLflow's basic-auth app, every user may read, only admins write)
 #   MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  its admin, as MLflow clients read them
@@ -86,9 +88,13 @@ bench_services_start_pg() {
         --no-instructions >"$BENCH_SERVICES_DIR/initdb.log" 2>&1 ||
         bench_services_die "initdb failed: $(tail -5 "$BENCH_SERVICES_DIR/initdb.log")" || return 1
     BENCH_SERVICES_PG_CTL="$bin/pg_ctl"
+    # in its configuration, so that a test can stop and start it again as it is
+    printf '%s\n' "listen_addresses = '127.0.0.1'" "port = $port" \
+        "unix_socket_directories = '$BENCH_SERVICES_DIR/socket'" |
+        bench_services_as_owner tee -a "$BENCH_SERVICES_DIR/pg/postgresql.conf" >/dev/null
+    export BENCH_TEST_PG_BIN="$bin" BENCH_TEST_PG_DATA="$BENCH_SERVICES_DIR/pg"
     bench_services_as_owner "$bin/pg_ctl" --pgdata="$BENCH_SERVICES_DIR/pg" \
-        --log="$BENCH_SERVICES_DIR/postgres.log" --wait --timeout=60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $BENCH_SERVICES_DIR/socket" start >/dev/null ||
+        --log="$BENCH_SERVICES_DIR/postgres.log" --wait --timeout=60 start >/dev/null ||
         bench_services_die "postgres did not start: $(tail -5 "$BENCH_SERVICES_DIR/postgres.log")" ||
         return 1
     BENCH_SERVICES_PG_UP=1

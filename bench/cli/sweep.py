@@ -25,6 +25,7 @@ from bench.errors import BenchError
 from bench.metrics import TUNABLE
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
+from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S
 from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
 from bench.sweep.summary import summarise
 from bench.sweep.workers import run_study
@@ -105,6 +106,13 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_GRACE_S,
         help="seconds without a heartbeat after which a trial is failed",
     )
+    parser.add_argument(
+        "--outage-tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE_S,
+        help="seconds a database storage may be unreachable before the invocation stops "
+        "with an error; meanwhile every call waits for it (default %(default)g)",
+    )
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -117,6 +125,7 @@ def validate(args: argparse.Namespace) -> None:
         (args.timeout >= 0, "--timeout must be positive seconds, or 0 for no limit"),
         (0 < args.valid_fraction < 1, "--valid-fraction must lie strictly between 0 and 1"),
         (args.grace_period >= 1, "--grace-period must be at least 1 second"),
+        (args.outage_tolerance >= 0, "--outage-tolerance must be 0 or more seconds"),
         (args.patience >= 0, "--patience must be 0 (off) or a number of epochs"),
     ]
     for ok, message in checks:
@@ -178,6 +187,7 @@ def control_for(args: argparse.Namespace) -> SweepControl:
         study_trials=args.study_trials,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
+        outage_tolerance=args.outage_tolerance,
     )
 
 

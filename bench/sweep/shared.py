@@ -29,6 +29,7 @@ from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from bench.archs import Arch
+from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S
 from bench.sweep.storage.urls import is_database
 
 COUNTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -50,6 +51,7 @@ class SweepControl:
     study_trials: int | None = None
     heartbeat_interval: int | None = None
     grace_period: int = DEFAULT_GRACE_S
+    outage_tolerance: float = DEFAULT_TOLERANCE_S  # seconds a database outage is waited out
 
     def heartbeat(self, storage_url: str) -> tuple[int | None, int | None]:
         """(interval, grace period) for open_storage; an explicit interval on a journal is

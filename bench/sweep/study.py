@@ -188,7 +188,9 @@ def load(prepared: Prepared) -> optuna.Study:
     interval, grace = prepared.control.heartbeat(prepared.storage_url)
     return optuna.load_study(
         study_name=prepared.settings.name,
-        storage=open_storage(prepared.storage_url, interval, grace),
+        storage=open_storage(
+            prepared.storage_url, interval, grace, prepared.control.outage_tolerance
+        ),
     )
 
 

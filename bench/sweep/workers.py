@@ -51,7 +51,9 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
     interval, grace = control.heartbeat(prepared.storage_url)
     study = optuna.load_study(
         study_name=settings.name,
-        storage=open_storage(prepared.storage_url, interval, grace),
+        storage=open_storage(
+            prepared.storage_url, interval, grace, prepared.control.outage_tolerance
+        ),
         sampler=samplers.make_sampler(
             settings.seed,
             (samplers.split_stream(settings.split), *prepared.stream, job.worker, job.generation),

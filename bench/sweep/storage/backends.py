@@ -37,6 +37,7 @@ from bench.files import create_private
 from bench.sweep.stale_trials import OWNED_ATTRS
 from bench.sweep.storage.journal import repair_journal
 from bench.sweep.storage.locks import check_writable_folder, creation_lock
+from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S, TolerantRDBStorage
 from bench.sweep.storage.urls import POSTGRES_FORM, engine_kwargs, is_database, storage_errors
 
 INITIALISED = "initialised"  # study user attr: the one-off set-up is done
@@ -45,16 +46,23 @@ RACES = (IntegrityError, OperationalError, StorageInternalError)
 
 
 def open_storage(
-    url: str, heartbeat_interval: int | None = None, grace_period: int | None = None
+    url: str,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    outage_tolerance: float = DEFAULT_TOLERANCE_S,
 ) -> optuna.storages.BaseStorage:
-    """The storage at url: a database URL gives an RDBStorage, anything else a journal file.
+    """The storage at url: a database URL gives an RDBStorage that waits out outages of up
+    to `outage_tolerance` seconds (`bench.sweep.storage.outages`), anything else a journal
+    file.
 
     With heartbeat_interval (databases only), a trial whose process stops beating for
     grace_period seconds is failed by the next trial of any worker, and its parameters are
     enqueued again once.
     """
     with creation_lock(url):
-        return _retry(url, lambda: _open_storage(url, heartbeat_interval, grace_period))
+        return _retry(
+            url, lambda: _open_storage(url, heartbeat_interval, grace_period, outage_tolerance)
+        )
 
 
 def create_or_load_study(
@@ -118,7 +126,9 @@ def _retry(url: str, action: Callable):
         return action()
 
 
-def _open_storage(url: str, heartbeat_interval, grace_period) -> optuna.storages.BaseStorage:
+def _open_storage(
+    url: str, heartbeat_interval, grace_period, outage_tolerance: float = DEFAULT_TOLERANCE_S
+) -> optuna.storages.BaseStorage:
     if not is_database(url):
         if heartbeat_interval is not None:
             raise BenchError(
@@ -128,11 +138,12 @@ def _open_storage(url: str, heartbeat_interval, grace_period) -> optuna.storages
         return _open_journal(url)
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return TolerantRDBStorage(
             url,
             engine_kwargs=engine_kwargs(url),
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
+            outage_tolerance=outage_tolerance,
             **_retry_callback(heartbeat_interval),
         )
 
