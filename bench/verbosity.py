@@ -34,6 +34,8 @@ ENVIRONMENT = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 LOGGERS = ("absl", "mlflow", "alembic", "tensorflow", "keras", "urllib3", "h5py")
+# loggers that print a traceback at ERROR for an error that is raised to the caller anyway
+RAISED_ANYWAY = ("mlflow.store.db.utils",)
 NOISY_MODULES = r"(absl|mlflow|optuna|keras|tensorflow|google|tf_keras|pydantic|sqlalchemy)(\.|$)"
 
 
@@ -89,6 +91,8 @@ class _SilentFirstImport(importlib.abc.MetaPathFinder):
 def _silence_python() -> None:
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in RAISED_ANYWAY:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's own handler
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -14,7 +14,7 @@ import matplotlib
 from mlflow.exceptions import MlflowException
 
 from bench import files, signals, verbosity
-from bench.errors import BenchError
+from bench.errors import REPORTED, BenchError, Reported, StoreFull, disk_full, one_line
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
@@ -30,8 +30,12 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     try:
         with signals.handled():
             return main(argv)
-    except (BenchError, MlflowException) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Reported:
+        return REPORTED  # a worker printed the error line
+    except (Exception, StoreFull) as exc:
+        if not isinstance(exc, (BenchError, MlflowException, StoreFull)) and not disk_full(exc):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(signals.describe(exc), file=sys.stderr)

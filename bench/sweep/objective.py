@@ -9,6 +9,7 @@ import optuna
 
 from bench.archs import get_arch
 from bench.data import Split
+from bench.errors import StoreFull, disk_full, one_line
 from bench.sweep.descriptions import (
     trial_description,
     trial_run_name,
@@ -107,6 +108,8 @@ class Objective:
             self._end(run_id, trial.number, config, curves, "FAIL", "interrupted", "KILLED")
             raise
         except Exception as exc:
+            if disk_full(exc):  # no store can take the trial's end: the next start repairs it
+                raise StoreFull(one_line(exc)) from exc
             self._end(run_id, trial.number, config, curves, "FAIL", f"{type(exc).__name__}: {exc}")
             raise
         self._finish(run_id, trial.number, config, result.history[self.metric], "COMPLETE")

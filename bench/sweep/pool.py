@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Protocol
 
 from bench import signals
-from bench.errors import BenchError
+from bench.errors import REPORTED, BenchError, Reported
 from bench.sweep.progress import say
 
 STOP_WAIT_S = 60.0  # bound on the wait for interrupted workers
@@ -102,6 +102,9 @@ class Pool:
         except KeyboardInterrupt as exc:
             self.stop(getattr(exc, "signum", signal.SIGINT))
             raise
+        except Reported:  # a worker's error (a full disk, say) ends the others too
+            self.stop(signal.SIGTERM)
+            raise
 
     def _step(self) -> bool:
         """Reap ended processes, start new ones; whether any still runs."""
@@ -143,6 +146,8 @@ class Pool:
             return
         if code in INTERRUPTED:
             raise signals.Interrupted(code - 128)
+        if code == REPORTED:  # it printed its error line: stop, and say no more
+            raise Reported(f"worker {slot.worker} (pid {process.pid}) stopped on an error")
         failed = self.hooks.fail_owned(process.pid)
         done = self.hooks.done_by(process.pid)
         where = f"worker {slot.worker} (pid {process.pid}) died with {describe_exit(code)}"

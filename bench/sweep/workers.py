@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import time
 from multiprocessing.synchronize import Event
 
@@ -15,6 +16,7 @@ import bench.sweep.samplers as samplers
 from bench import signals
 from bench.archs import get_arch
 from bench.data import Split
+from bench.errors import REPORTED, BenchError, StoreFull, disk_full, one_line
 from bench.sweep.invocations import Presence
 from bench.sweep.objective import Objective
 from bench.sweep.pool import Pool, WorkerJob
@@ -86,6 +88,11 @@ def _worker_process(prepared: Prepared, split: Split, job: WorkerJob, stop: Even
         run_worker(prepared, split, job, stop)
     except KeyboardInterrupt as exc:
         raise SystemExit(signals.exit_code(exc)) from None
+    except (Exception, StoreFull) as exc:  # one line (a full disk, a database gone for good)
+        if not isinstance(exc, (BenchError, StoreFull)) and not disk_full(exc):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(REPORTED) from None
 
 
 def _share(n_trials: int, workers: int) -> list[int]:

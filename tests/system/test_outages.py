@@ -1,6 +1,7 @@
-"""Database outages under real `bench sweep` invocations: the PostgreSQL server that
+"""Stores that go away under real `bench sweep` invocations. The PostgreSQL server that
 .ci/services.sh started is restarted, then stopped for 20 s, while three invocations share a
-study on it (the MLflow server's backend is the same PostgreSQL server, so it is away too)."""
+study on it (the MLflow server's backend is the same PostgreSQL server, so it is away too);
+and a disk that fills up under the journal and the MLflow SQLite store."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import time
 
+import pytest
 from optuna.trial import TrialState
 
 from tests.support.services import required_env
@@ -63,3 +65,39 @@ def test_invocations_ride_out_a_restart_and_a_20_second_outage(tmp_path, pg_url,
     trials, _ = assert_stores_agree(stores)
     assert len([t for t in trials if t.state.is_finished()]) >= 36
     assert not [t.number for t in trials if t.state == TrialState.FAIL]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MB tmpfs for the stores; skipped where this process may not mount one."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], capture_output=True, timeout=30)
+
+
+def test_a_full_disk_is_one_error_line_and_a_rerun_repairs_and_resumes(tmp_path, small_disk):
+    data = write_folder(tmp_path / "data", synthetic_ratings())
+    stores = Stores(str(small_disk / "journal.log"), f"sqlite:///{small_disk}/mlflow.db")
+    flags = [
+        *("--dataset", "synthetic", "--data-dir", str(data), "--max-epochs", "2"),
+        *("--timeout", "0", "--storage", stores.storage, "--tracking-uri", stores.tracking_uri),
+    ]
+    full = start(tmp_path, "full", *flags, "--trials", "500", "--workers", "2")
+    assert full.wait() == 2, full.stderr
+    errors = [line for line in full.lines() if line.startswith("error:")]
+    assert errors and all("the disk of a store is full" in line for line in errors), errors
+    assert len(errors) <= 3  # the invocation's, or its workers' (one each)
+    assert "Traceback" not in full.stderr, full.stderr
+
+    remount = ["mount", "-o", "remount,size=64m", str(small_disk)]
+    subprocess.run(remount, check=True, capture_output=True, timeout=30)
+    rerun = start(tmp_path, "rerun", *flags, "--trials", "1")
+    assert rerun.wait() == 0, rerun.stderr
+    trials, _ = assert_stores_agree(stores)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert trials[-1].state.is_finished() and len(trials) >= 2
