@@ -23,8 +23,6 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-import optuna.logging
-
 FLAGS = ("-v", "--verbose")
 MARKER = "BENCH_QUIET"
 ENVIRONMENT = {
@@ -93,6 +91,8 @@ def _silence_python() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for name in RAISED_ANYWAY:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    import optuna.logging  # here: `bench --help` imports no library
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's own handler
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -17,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from bench.archs import get_arch
+from bench.archs import ARCHS, get_arch
 from bench.data import RatingData, Split, make_split
 from bench.datasets import get_dataset
 from bench.errors import BenchError
@@ -58,11 +58,13 @@ class Tuned:
 
 
 def study_name(dataset: str, fold: str, arch: str, seed: int, budget: Budget) -> str:
-    """One study per fold, architecture, seed, budget and search space: a changed space
-    starts new studies instead of reusing configs from the old one."""
-    space = space_version(get_arch(arch)).rsplit("-", 1)[-1][:6]
+    """One study per fold, architecture (or peer), seed, budget and search space: a changed
+    space starts new studies instead of reusing configs from the old one."""
     label = get_dataset(dataset).label
-    return f"nested-{label}-{fold}-{arch}-s{seed}-{budget.digest()}-{space}"
+    name = f"nested-{label}-{fold}-{arch}-s{seed}-{budget.digest()}"
+    if arch not in ARCHS:  # a peer: its space is scikit-surprise's (bench.benchmark.peers)
+        return name
+    return f"{name}-{space_version(get_arch(arch)).rsplit('-', 1)[-1][:6]}"
 
 
 def tuning_split(data: RatingData, fold: Split, seed: int, budget: Budget) -> Split:

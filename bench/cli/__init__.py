@@ -10,9 +10,6 @@ import importlib
 import sys
 from collections.abc import Callable
 
-import matplotlib
-from mlflow.exceptions import MlflowException
-
 from bench import files, signals, verbosity
 from bench.errors import REPORTED, BenchError, Reported, StoreFull, disk_full, one_line
 
@@ -26,6 +23,8 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     argv, verbose = verbosity.split_flags(sys.argv[1:] if argv is None else argv)
     verbosity.apply(verbose)
     files.private_umask()  # stores, artifacts and reports: readable by their owner only
+    import matplotlib  # here, not at the top: `bench --help` loads no library
+
     matplotlib.use("Agg")  # files only, never a window: chosen here, at the entry point
     try:
         with signals.handled():
@@ -33,13 +32,20 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     except Reported:
         return REPORTED  # a worker printed the error line
     except (Exception, StoreFull) as exc:
-        if not isinstance(exc, (BenchError, MlflowException, StoreFull)) and not disk_full(exc):
+        if not isinstance(exc, (BenchError, StoreFull)) and not _mlflow(exc) and not disk_full(exc):
             raise
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(signals.describe(exc), file=sys.stderr)
         return signals.exit_code(exc)
+
+
+def _mlflow(exc: BaseException) -> bool:
+    """Whether it is an MlflowException (a store's error, said in one line); MLflow is
+    not imported for the check: such an error means it was."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.MlflowException)
 
 
 def _command(module: str) -> Callable[[list[str] | None], int]:

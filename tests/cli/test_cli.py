@@ -38,6 +38,20 @@ def test_help_lists_every_command_with_its_line_on_stdout(capsys):
     )
 
 
+def test_bench_help_loads_no_library():
+    """`bench --help` answers before TensorFlow, MLflow, Optuna or pandas load."""
+    code = (
+        "import sys; from bench.cli import main; code = main(['--help']); "
+        "heavy = ('tensorflow', 'keras', 'mlflow', 'optuna', 'matplotlib', 'pandas'); "
+        "print(code, sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr
+    assert "sweep" in done.stdout
+
+
 @pytest.mark.parametrize("command", ["sweep", "benchmark", "tuners", "replicate", "data"])
 def test_every_command_says_its_name_in_its_usage(command, capsys):
     with pytest.raises(SystemExit):
