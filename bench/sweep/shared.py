@@ -71,6 +71,19 @@ def budget_left(study: optuna.Study, study_trials: int | None) -> bool:
     return study_trials is None or counted(study) < study_trials
 
 
+def drop_unrunnable_retries(study: optuna.Study, study_trials: int | None) -> list[int]:
+    """Once the study-wide budget is spent no invocation starts another trial, so a queued
+    retry of a heartbeat-lost trial would wait for ever: fail it (numbers returned)."""
+    if budget_left(study, study_trials):
+        return []
+    dropped = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "dropped", "study budget spent")
+        if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            dropped.append(trial.number)
+    return dropped
+
+
 def budget_callbacks(study_trials: int | None) -> list:
     """Optuna's MaxTrialsCallback over the counted states (none without a budget)."""
     if study_trials is None:

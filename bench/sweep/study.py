@@ -29,6 +29,7 @@ from bench.sweep.reconcile import Reconciler
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import (
     SweepControl,
+    drop_unrunnable_retries,
     invocation_stream,
     space_version,
 )
@@ -212,6 +213,9 @@ def finish_parent(prepared: Prepared, status: str, mine: frozenset[int] = frozen
         leave(study)
         for repair in Reconciler(study, tracker, prepared.experiment_id).run(mine, full=True):
             say(repair.line(name))
+        if dropped := drop_unrunnable_retries(study, prepared.control.study_trials):
+            numbers = ", ".join(map(str, dropped))
+            say(f"{name}: queued trial {numbers} marked FAIL: the study's budget is spent")
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         others = live_others(study)
         try:

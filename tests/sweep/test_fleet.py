@@ -203,6 +203,23 @@ def test_study_trials_ends_the_run_with_a_line(small_split, tiny, capsys):
     assert len(re.findall(r"^mf-seed trial \d COMPLETE value ", err, re.M)) == 2
 
 
+def test_a_retry_queued_once_the_budget_is_spent_is_failed_not_left_waiting(
+    small_split, tiny, capsys
+):
+    """A heartbeat-lost trial's retry is queued (WAITING); once the study holds its budget
+    no invocation would ever start it, so the invocation that ends fails it and says so."""
+    settings = tiny(n_trials=5)
+    study = run_study(settings, small_split, SweepControl(study_trials=2))
+    study.enqueue_trial(study.trials[1].params)  # as RetryStaleTrial would, too late
+    capsys.readouterr()
+    study = run_study(settings, small_split, SweepControl(study_trials=2))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2 + [TrialState.FAIL]
+    assert study.trials[2].user_attrs["dropped"] == "study budget spent"
+    assert "mf-seed: queued trial 2 marked FAIL: the study's budget is spent" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_timeout_that_cuts_the_run_short_is_one_line(small_split, tiny, capsys):
     study = run_study(tiny(n_trials=5, timeout=0.01), small_split)
     assert len(study.trials) == 1
