@@ -28,10 +28,19 @@ def say(line: str) -> None:
 
 
 def trial_line(trial: FrozenTrial, best: float | None) -> str:
+    """Number, state, value, the study's best so far, seconds, and the sampled parameters."""
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     seconds = trial.duration.total_seconds() if trial.duration else 0.0
     best_text = "-" if best is None else f"{best:.4f}"
-    return f"trial {trial.number} {trial.state.name} value {value} best {best_text} {seconds:.1f} s"
+    params = " ".join(f"{name}={_short(v)}" for name, v in trial.params.items())
+    return (
+        f"trial {trial.number} {trial.state.name} value {value} best {best_text} "
+        f"{seconds:.1f} s  {params}"
+    ).rstrip()
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class Progress:
@@ -94,11 +103,11 @@ class Progress:
         self.mine = len(mine)
         complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
         best = min(complete) if complete else None
+        for trial in mine:  # in a log alone, on a terminal above the bar
+            if trial.number not in self._printed:
+                self._printed.add(trial.number)
+                say(f"{self.name} {trial_line(trial, best)}")
         if self._bar is None:
-            for trial in mine:
-                if trial.number not in self._printed:
-                    self._printed.add(trial.number)
-                    say(f"{self.name} {trial_line(trial, best)}")
             return
         self._bar.n = min(self.share, self.mine)
         self._bar.set_postfix(self._postfix(best), refresh=True)

@@ -23,6 +23,7 @@ from bench.cli import main as cli_main
 from bench.cli import run as cli_run
 from bench.errors import BenchError
 from bench.sweep.invocations import GRACE_S, leave, live_others, marker_key
+from bench.sweep.progress import trial_line
 from bench.sweep.reconcile import Reconciler, owner
 from bench.sweep.samplers import make_sampler
 from bench.sweep.settings import SweepSettings
@@ -343,3 +344,19 @@ def test_a_trial_killed_before_recording_its_owner_is_described_as_such():
     assert owner(trial) == "a process that died before recording itself"
     trial.set_user_attr("pid", 12)
     assert owner(trial) == "process 12 on an unknown host"
+
+
+def test_a_trial_line_says_state_value_best_seconds_and_the_sampled_parameters():
+    """(create_trial numbers a trial outside any study -1.)"""
+    trial = optuna.trial.create_trial(
+        params={"k": 118, "learning_rate": 0.0011439, "use_bias": True},
+        distributions={
+            "k": optuna.distributions.IntDistribution(1, 256, log=True),
+            "learning_rate": optuna.distributions.FloatDistribution(5e-4, 5e-2, log=True),
+            "use_bias": optuna.distributions.CategoricalDistribution([False, True]),
+        },
+        value=0.91689,
+    )
+    assert trial_line(trial, 0.9) == (
+        "trial -1 COMPLETE value 0.9169 best 0.9000 0.0 s  k=118 learning_rate=0.00114 use_bias=True"
+    )
