@@ -29,6 +29,7 @@ from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S
 from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
 from bench.sweep.summary import summarise
 from bench.sweep.workers import run_study
+from bench.tracking.serving import registered_name
 from bench.tracking.store import opened
 from bench.tracking.tracker import resolve_tracking_uri
 
@@ -222,4 +223,17 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     print(f"\nbest trial per architecture, selected on validation {metric} (test never used):")
     print(table.to_string(index=False, float_format="{:.4f}".format, na_rep="-"))
+    studies = {row["arch"]: row["study"] for row in rows}
+    print(where_the_results_are(tracking_uri, studies, args.dataset))
     return 0
+
+
+def where_the_results_are(tracking_uri: str, studies: dict[str, str], dataset: str) -> str:
+    """The closing lines: how to open the runs in MLflow (one experiment per study), and
+    the champions' model URIs."""
+    label = get_dataset(dataset).label
+    remote = tracking_uri.startswith(("http://", "https://"))
+    ui = f"open {tracking_uri}" if remote else f"mlflow ui --backend-store-uri {tracking_uri}"
+    models = ", ".join(f"models:/{registered_name(arch, label)}@champion" for arch in studies)
+    experiments = ", ".join(studies.values())
+    return f"\nruns: {ui}  (experiments {experiments})\nchampions: {models}"

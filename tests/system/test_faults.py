@@ -66,6 +66,12 @@ def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp
     died = [line for line in invocation.lines() if "died with exit code -9 (SIGKILL)" in line]
     assert len(died) == 1 and f"pid {pid}" in died[0] and "takes its place" in died[0]
     assert sum(bool(TRIAL_LINE.match(line)) for line in invocation.lines()) == 8
+    out = invocation.out.read_text().splitlines()  # it ends saying where the results are
+    assert out[-2] == (
+        f"runs: mlflow ui --backend-store-uri {stores.tracking_uri}  "
+        "(experiments synthetic-mf-seed)"
+    )
+    assert out[-1] == "champions: models:/recsys-mf-synthetic@champion"
 
 
 def test_sigterm_to_the_invocation_fails_its_trials_and_a_rerun_resumes(sweep, tmp_path):
