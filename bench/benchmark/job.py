@@ -22,6 +22,7 @@ from bench.benchmark.records import (
     _machine_tags,
     log_fold,
     previous_results,
+    promote,
     register_models,
     run_identity,
 )
@@ -158,9 +159,9 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
     job = resolve_configs(spec, tracker, data, splits)
     identity = run_identity(job, spec, data, ",".join(s.name for s in splits))
     experiment_id = tracker.experiment(EXPERIMENT)
-    previous = job.previous_file
+    previous, against = job.previous_file, "the --baseline file"
     if previous is None:
-        previous = previous_results(tracker.client, experiment_id, identity)
+        previous, against = previous_results(tracker.client, experiment_id, identity)
     start = time.perf_counter()
     run_name = f"benchmark-{time.strftime('%Y%m%d-%H%M%S')}"
     parent_id = tracker.start_run(
@@ -189,6 +190,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
             previous=previous,
             tuning=tuning_table(results, job.provenance, spec.metric, ratio),
             min_delta=spec.min_delta,
+            against=against,
         )
         report(spec, tracker, parent_id, outcome, job)
         register_models(tracker, folds, data.dataset.label, job.source, run_name)
@@ -199,4 +201,6 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
         tracker.end(parent_id, "FAILED")
         raise
     tracker.end(parent_id)
+    if spec.promote:
+        promote(tracker.client, parent_id)
     return outcome

@@ -60,22 +60,35 @@ def run_identity(job: Job, spec: BenchmarkSpec, data: RatingData, folds: str) ->
     return {key: str(value).replace("'", "") for key, value in identity.items()}  # filterable
 
 
+REFERENCE_TAG = "bench.reference"  # "true" on runs a person promoted (--promote)
+
+
 def previous_results(
     client: MlflowClient, experiment_id: str, identity: dict
-) -> pd.DataFrame | None:
-    """Per-fold results of the latest finished benchmark run of the same identity, if any."""
+) -> tuple[pd.DataFrame | None, str]:
+    """Per-fold results to gate against, and which run they are: the latest promoted
+    reference run of the same identity, else the latest finished one (a regression then
+    fails one night only, and slow drift passes: promote a reference)."""
     match = " and ".join(f"tags.`{key}` = '{value}'" for key, value in identity.items())
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"{match} and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(runs[0].info.run_id, "results.csv", tmp)
-        return pd.read_csv(path)
+    finished = f"{match} and attributes.status = 'FINISHED'"
+    for extra, kind in ((f" and tags.`{REFERENCE_TAG}` = 'true'", "reference"), ("", "latest")):
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=finished + extra,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = client.download_artifacts(runs[0].info.run_id, "results.csv", tmp)
+                return pd.read_csv(path), f"{kind} run {runs[0].info.run_name}"
+    return None, ""
+
+
+def promote(client: MlflowClient, run_id: str) -> None:
+    """Make a finished benchmark run the reference later runs of its identity are gated
+    against, until another is promoted."""
+    client.set_tag(run_id, REFERENCE_TAG, "true")
 
 
 def _machine_tags() -> dict[str, str]:

@@ -228,7 +228,8 @@ def write_benchmark_report(
     gate = (
         "\n".join(f"- **{r.message()}**" for r in outcome.regressions)
         if outcome.regressions
-        else "No metric regressed beyond noise and the minimum difference."
+        else f"No metric regressed beyond noise and the minimum difference (against the "
+        f"{outcome.against})."
         if outcome.compared
         else "No earlier benchmark run of the same identity: nothing was compared."
     )

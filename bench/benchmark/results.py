@@ -41,4 +41,5 @@ class Outcome:
     compared: bool = False  # whether a comparable earlier run was there to gate against
     previous: pd.DataFrame | None = None  # the per-fold results the gate compared with
     min_delta: float = 0.0  # the gate's smallest difference that counts
+    against: str = ""  # what the gate compared with ("reference run NAME", ...)
     tuning: pd.DataFrame | None = None  # "did tuning help?": tuned configs against trial 0

@@ -31,6 +31,7 @@ class BenchmarkSpec:
     folds: tuple[str, ...] = ()  # empty: the data set's benchmark folds
     seeds: int = 0  # N seeded splits instead of folds
     baseline: Path | None = None  # results.csv of an earlier run to gate against
+    promote: bool = False  # make this run the reference later runs are gated against
     min_delta: float = 0.005
     report_dir: Path = Path("reports/benchmark")
     max_epochs: int | None = None

@@ -33,10 +33,13 @@ def print_outcome(outcome: Outcome) -> int:
         print("\nregression gate: no earlier comparable benchmark run; nothing compared (exit 0)")
         return 0
     if outcome.regressions:
-        print("\nREGRESSION:")
+        print(f"\nREGRESSION against the {outcome.against}:")
         print("\n".join(f"- {r.message()}" for r in outcome.regressions))
         return 1
-    print(f"\nregression gate: no metric worse beyond noise and {outcome.min_delta} (exit 0)")
+    print(
+        f"\nregression gate: no metric worse beyond noise and {outcome.min_delta} than the "
+        f"{outcome.against} (exit 0)"
+    )
     return 0
 
 
@@ -98,7 +101,18 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     parser.add_argument(
         "--baseline", type=Path, help="results.csv of an earlier run to gate against"
     )
-    parser.add_argument("--min-delta", type=float, default=0.005)
+    parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="make this run the reference that later runs of the same identity are gated "
+        "against, until another run is promoted (without one: the latest finished run)",
+    )
+    parser.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.005,
+        help="the smallest worsening of a mean metric that fails the gate (default %(default)s)",
+    )
     parser.add_argument("--report-dir", type=Path, default=Path("reports/benchmark"))
     parser.add_argument(
         "--max-epochs", type=int, help=f"cap epochs (nested default {nested.Budget.max_epochs})"

@@ -215,6 +215,33 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     assert "mf regressed on rmse" in capsys.readouterr().out
 
 
+def test_a_promoted_reference_fails_every_run_that_regresses_until_it_is_fixed(
+    small_data, tmp_path, capsys, monkeypatch
+):
+    """Gated against the latest run, a regression fails one night and passes the next (and
+    slow drift never fails); gated against a promoted reference it fails every night."""
+    configs = tmp_path / "learning.json"  # an MF that learns on the small data
+    configs.write_text(json.dumps({"mf": {"k": 2, "use_bias": True, "learning_rate": 0.02,
+                                          "epochs": 10}}))  # fmt: skip
+    args = ("--configs", str(configs), "--archs", "mf")
+    assert benchmark_cli.run(_job_args(tmp_path, *args, "--promote"), small_data) == 0
+    capsys.readouterr()
+    honest = predictors.train
+
+    def regressed(config, split, options):  # a code change that stops MF from learning
+        return honest(replace(config, learning_rate=1e-6), split, options)
+
+    monkeypatch.setattr(predictors, "train", regressed)
+    for _ in range(2):  # the second night compares with the reference, not with the first
+        assert benchmark_cli.run(_job_args(tmp_path, *args), small_data) == 1
+        out = capsys.readouterr().out
+        assert "REGRESSION against the reference run benchmark-" in out
+        assert "mf regressed on rmse" in out
+    monkeypatch.undo()
+    assert benchmark_cli.run(_job_args(tmp_path, *args), small_data) == 0  # fixed
+    assert "than the reference run benchmark-" in capsys.readouterr().out
+
+
 def test_bad_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(BenchError, match=r"bad\.json: not a valid pinned-config file"):

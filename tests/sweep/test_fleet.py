@@ -358,5 +358,6 @@ def test_a_trial_line_says_state_value_best_seconds_and_the_sampled_parameters()
         value=0.91689,
     )
     assert trial_line(trial, 0.9) == (
-        "trial -1 COMPLETE value 0.9169 best 0.9000 0.0 s  k=118 learning_rate=0.00114 use_bias=True"
+        "trial -1 COMPLETE value 0.9169 best 0.9000 0.0 s  "
+        "k=118 learning_rate=0.00114 use_bias=True"
     )
