@@ -60,9 +60,11 @@ def summary_table(results: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
         for metric in REPORTED:
             bounds = get_metric(metric).bounds
             d = describe_folds(group[metric].to_numpy(), bounds, ratio)
-            row[metric] = f"{d['mean']:.4f} ± {d['std']:.4f}"
+            one = len(group) < 2  # no spread and no interval from one fold: say so
+            row[metric] = f"{d['mean']:.4f}" + ("" if one else f" ± {d['std']:.4f}")
             if metric in CI_SHOWN:
-                row[f"{metric} 95% CI"] = f"{d['ci_low']:.4f}..{d['ci_high']:.4f}"
+                interval = f"{d['ci_low']:.4f}..{d['ci_high']:.4f}"
+                row[f"{metric} 95% CI"] = "one fold: no interval" if one else interval
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -383,3 +383,11 @@ def test_one_fold_gives_no_paired_comparison_and_two_folds_do():
     sentences = benchmark.comparisons(pd.DataFrame(rows), ["mf", "nn"], 0.25)
     assert len(sentences) == 3 * 3  # (mf, nn), (mf, bias), (nn, bias) x mae, rmse, ndcg
     assert all("Holm-adjusted p" in s for s in sentences)
+
+
+def test_a_one_fold_summary_says_it_has_no_interval_instead_of_zeros_and_nans():
+    results = pd.DataFrame([{"model": "mf", "fold": "u1", **{m: 0.5 for m in benchmark.REPORTED}}])
+    row = benchmark.summary_table(results, None).iloc[0]
+    text = " ".join(map(str, row.to_numpy()))
+    assert "one fold: no interval" in text
+    assert "nan" not in text and "± 0.0000" not in text
