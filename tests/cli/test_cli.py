@@ -45,8 +45,9 @@ def test_bench_help_loads_no_library():
         "heavy = ('tensorflow', 'keras', 'mlflow', 'optuna', 'matplotlib', 'pandas'); "
         "print(code, sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
     )
+    env = {k: v for k, v in os.environ.items() if k != verbosity.MARKER}  # as from a shell
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
     )
     assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr
     assert "sweep" in done.stdout
