@@ -15,25 +15,11 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
+from bench.training.biases import BiasALS, columns, shrunk_means
+
 # (reg_u, reg_i) pairs for `tune_bias_als`: Surprise's defaults (15, 10) and the smaller
 # values that validation on MovieLens-100k folds u1 and u3 preferred (about (3..5, 2..3)).
 BIAS_ALS_GRID = tuple(product((2.0, 3.0, 5.0, 10.0, 15.0, 25.0), (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)))
-RATING_SCALE = (1.0, 5.0)
-
-
-def _columns(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (
-        frame["user"].to_numpy(),
-        frame["item"].to_numpy(),
-        frame["rating"].to_numpy("float64"),
-    )
-
-
-def _shrunk_means(codes: np.ndarray, residual: np.ndarray, n: int, reg: float) -> np.ndarray:
-    """Per-code sum(residual) / (count + reg); 0 for codes with no rating."""
-    totals = np.bincount(codes, residual, n)
-    denominators = np.bincount(codes, minlength=n) + reg
-    return np.divide(totals, denominators, out=np.zeros(n), where=denominators > 0)
 
 
 class GlobalMean:
@@ -59,63 +45,20 @@ class DampedBias:
         self.n_users, self.n_items, self.damping = n_users, n_items, damping
 
     def fit(self, train: pd.DataFrame) -> DampedBias:
-        users, items, ratings = _columns(train)
+        users, items, ratings = columns(train)
         self.mean_ = float(ratings.mean())
         residual = ratings - self.mean_
-        self.item_bias_ = _shrunk_means(items, residual, self.n_items, self.damping)
+        self.item_bias_ = shrunk_means(items, residual, self.n_items, self.damping)
         residual = residual - self.item_bias_[items]
-        self.user_bias_ = _shrunk_means(users, residual, self.n_users, self.damping)
+        self.user_bias_ = shrunk_means(users, residual, self.n_users, self.damping)
         return self
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.mean_ + self.user_bias_[users] + self.item_bias_[items]
 
 
-class BiasALS:
-    """mu + b_u + b_i fitted as scikit-surprise's BaselineOnly (method "als") does.
-
-    Each of `n_epochs` rounds sets, as Surprise's `baseline_als` does, items first:
-    b_i = sum(r - mu - b_u) / (reg_i + n_i), then b_u = sum(r - mu - b_i) / (reg_u + n_u).
-    Predictions are clipped to `clip` (Surprise clips to the rating scale, 1..5 here);
-    None leaves them unclipped.
-    """
-
-    name = "bias"
-
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        reg_u: float = 15.0,
-        reg_i: float = 10.0,
-        n_epochs: int = 10,
-        clip: tuple[float, float] | None = RATING_SCALE,
-    ):
-        self.n_users, self.n_items = n_users, n_items
-        self.reg_u, self.reg_i, self.n_epochs, self.clip = reg_u, reg_i, n_epochs, clip
-
-    def fit(self, train: pd.DataFrame) -> BiasALS:
-        users, items, ratings = _columns(train)
-        self.mean_ = float(ratings.mean())
-        residual = ratings - self.mean_
-        self.user_bias_ = np.zeros(self.n_users)
-        self.item_bias_ = np.zeros(self.n_items)
-        for _ in range(self.n_epochs):
-            self.item_bias_ = _shrunk_means(
-                items, residual - self.user_bias_[users], self.n_items, self.reg_i
-            )
-            self.user_bias_ = _shrunk_means(
-                users, residual - self.item_bias_[items], self.n_users, self.reg_u
-            )
-        return self
-
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        estimate = self.mean_ + self.user_bias_[users] + self.item_bias_[items]
-        return estimate if self.clip is None else np.clip(estimate, *self.clip)
-
-
 def _rmse(model, frame: pd.DataFrame) -> float:
-    users, items, ratings = _columns(frame)
+    users, items, ratings = columns(frame)
     return float(np.sqrt(np.mean((model.predict(users, items) - ratings) ** 2)))
 
 

@@ -88,12 +88,18 @@ def predict_ratings(model: keras.Model, maps: dict, frame: pd.DataFrame) -> pd.D
 
     The network predicts a pair only when both ids had a training rating; any other pair (an
     id unknown to the model, or known but never rated in training, whose embedding is still
-    its random initial value) gets the global mean training rating.
+    its random initial value) gets the global mean training rating plus the bias of the side
+    that had ratings (as the benchmark's fallback; a model saved without biases: the mean).
     """
     users, user_known = encode(maps["user_ids"], frame["user"].to_numpy(dtype="int64"))
     items, item_known = encode(maps["item_ids"], frame["item"].to_numpy(dtype="int64"))
-    usable = user_known & item_known & maps["user_seen"][users] & maps["item_seen"][items]
+    user_rated = user_known & maps["user_seen"][users]
+    item_rated = item_known & maps["item_seen"][items]
+    usable = user_rated & item_rated
     ratings = np.full(len(frame), float(maps["global_mean"]))
+    if "user_bias" in maps:
+        ratings += np.where(user_rated, maps["user_bias"][users], 0.0)
+        ratings += np.where(item_rated, maps["item_bias"][items], 0.0)
     if usable.any():
         ratings[usable] = model_scores(model, users[usable], items[usable])
     low, high = maps["rating_scale"]

@@ -31,6 +31,7 @@ from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS
 from mlflow.tracking import MlflowClient
 
 import bench.tracking.rating_pyfunc as rating_pyfunc
+from bench.training.biases import BiasALS
 
 REQUIREMENTS = ("tensorflow", "keras", "numpy", "pandas", "mlflow")
 EXAMPLE_ROWS = 5
@@ -55,13 +56,17 @@ class Fallback:
     """What the served model needs for pairs it must not predict with the network.
 
     `user_seen`/`item_seen`: one bool per code, True where the code has a training rating.
-    Pairs with an unknown or unseen id get `global_mean`, the mean training rating: one
-    model-independent value (no per-user or per-item bias), so it works for every architecture.
+    A pair with an unknown or unseen id gets `global_mean` plus the bias of its known side
+    (`user_bias`/`item_bias`, Surprise's ALS baseline on the training ratings, 0 for unseen
+    codes): the benchmark's fallback (`bench.benchmark.predictors.with_fallback`), model-
+    independent, so it works for every architecture.
     """
 
     global_mean: float
     user_seen: np.ndarray
     item_seen: np.ndarray
+    user_bias: np.ndarray | None = None  # None: no biases (the global mean alone)
+    item_bias: np.ndarray | None = None
 
     @classmethod
     def from_ratings(cls, train: pd.DataFrame, n_users: int, n_items: int) -> Fallback:
@@ -70,7 +75,8 @@ class Fallback:
         item_seen = np.zeros(n_items, dtype=bool)
         user_seen[train["user"].to_numpy()] = True
         item_seen[train["item"].to_numpy()] = True
-        return cls(float(train["rating"].mean()), user_seen, item_seen)
+        base = BiasALS(n_users, n_items, clip=None).fit(train)
+        return cls(base.mean_, user_seen, item_seen, base.user_bias_, base.item_bias_)
 
 
 def pinned_requirements() -> list[str]:
@@ -98,6 +104,8 @@ def id_maps(
         "user_seen": np.asarray(fallback.user_seen, dtype=bool),
         "item_seen": np.asarray(fallback.item_seen, dtype=bool),
         "global_mean": np.float64(fallback.global_mean),
+        "user_bias": _biases(fallback.user_bias, len(user_ids)),
+        "item_bias": _biases(fallback.item_bias, len(item_ids)),
         "rating_scale": np.asarray(rating_scale, dtype="float64"),
     }
     for side in ("user", "item"):
@@ -111,6 +119,10 @@ def id_maps(
     if maps["rating_scale"].shape != (2,) or not np.all(np.diff(maps["rating_scale"]) > 0):
         raise ValueError(f"rating_scale must be (min, max), got {rating_scale}")
     return maps
+
+
+def _biases(biases: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros(n) if biases is None else np.asarray(biases, dtype="float64")
 
 
 def input_example(maps: dict[str, np.ndarray], rows: int = EXAMPLE_ROWS) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from bench.tracking.serving import (
     pinned_requirements,
     register_champion,
 )
+from bench.training.biases import BiasALS
 
 USER_IDS = np.array([3, 10, 11, 42, 50, 77])  # raw ids; code = position; 77 has no rating
 ITEM_IDS = np.array([1, 5, 8, 13, 21, 34, 55, 89])  # 89 has no rating
@@ -153,7 +154,13 @@ def test_champion_serves_raw_ids_where_bench_cannot_be_imported(served):
     assert ((raw < SCALE[0]) | (raw > SCALE[1])).any() and ((raw > 1) & (raw < 5)).any()
     predicted = _serve(served, request)
     np.testing.assert_allclose(predicted[:rated], np.clip(raw, *SCALE), rtol=1e-6)
-    assert predicted[rated:] == pytest.approx([served.fallback.global_mean] * 4)
+    # (77, 1): user without ratings; (999, 5): unknown user; (3, 4): unknown item; (10, 89):
+    # item without ratings. Each gets the mean plus its known side's bias, as in the benchmark
+    fallback = served.fallback
+    known_side = [fallback.item_bias[0], fallback.item_bias[1], *fallback.user_bias[:2]]
+    expected = np.clip(fallback.global_mean + np.array(known_side), *SCALE)
+    np.testing.assert_allclose(predicted[rated:], expected, rtol=1e-6)
+    assert not np.allclose(predicted[rated:], fallback.global_mean)
 
 
 def _model_folder(served: SimpleNamespace) -> Path:
@@ -202,6 +209,10 @@ def test_fallback_marks_codes_with_training_ratings():
     assert fallback.user_seen.tolist() == [True] * 5 + [False]
     assert fallback.item_seen.tolist() == [True] * 7 + [False]
     assert fallback.global_mean == pytest.approx(_train_frame()["rating"].mean())
+    base = BiasALS(len(USER_IDS), len(ITEM_IDS), clip=None).fit(_train_frame())
+    np.testing.assert_array_equal(fallback.user_bias, base.user_bias_)  # the benchmark's
+    np.testing.assert_array_equal(fallback.item_bias, base.item_bias_)
+    assert fallback.user_bias[5] == 0 and fallback.item_bias[7] == 0  # no ratings: no bias
 
 
 @pytest.mark.parametrize(
