@@ -59,7 +59,12 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     parser.add_argument(
         "--from-studies", action="store_true", help="the same as --protocol studies"
     )
-    parser.add_argument("--tune-trials", type=int, default=nested.Budget.trials)
+    parser.add_argument(
+        "--tune-trials",
+        type=int,
+        default=nested.Budget.trials,
+        help="nested tuning's trials per fold and architecture (default %(default)s)",
+    )
     parser.add_argument(
         "--tune-timeout",
         type=float,
@@ -113,7 +118,12 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         default=0.005,
         help="the smallest worsening of a mean metric that fails the gate (default %(default)s)",
     )
-    parser.add_argument("--report-dir", type=Path, default=Path("reports/benchmark"))
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=Path("reports/benchmark"),
+        help="where report.md, report.html, results.csv and figures go (default %(default)s)",
+    )
     parser.add_argument(
         "--max-epochs", type=int, help=f"cap epochs (nested default {nested.Budget.max_epochs})"
     )

@@ -38,7 +38,12 @@ DEFAULTS = SweepSettings(arch="mf")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", choices=[*ARCHS, "all"], default="all")
+    parser.add_argument(
+        "--arch",
+        choices=[*ARCHS, "all"],
+        default="all",
+        help="the architecture to tune, one study each (default %(default)s: every one)",
+    )
     parser.add_argument(
         "--trials",
         type=int,
@@ -55,7 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--split", default=DEFAULTS.split, help="seed, or one of the data set's folds"
     )
     add_seed_flag(parser, "sampler, split, init and batch-order seed")
-    parser.add_argument("--valid-fraction", type=float, default=DEFAULTS.valid_fraction)
+    parser.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=DEFAULTS.valid_fraction,
+        help="share of the training part held out for validation (default %(default)s)",
+    )
     parser.add_argument(
         "--metric",
         choices=TUNABLE,
@@ -67,7 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         (list(samplers.SAMPLERS), list(samplers.PRUNERS)),
         (DEFAULTS.sampler, DEFAULTS.pruner, DEFAULTS.patience),
     )
-    parser.add_argument("--workers", type=int, default=DEFAULTS.workers)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULTS.workers,
+        help="worker processes on the study, each with cores / N threads (default %(default)s)",
+    )
     parser.add_argument(
         "--max-epochs", type=int, help="cap on a trial's epochs (default: the space's own)"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -163,3 +164,32 @@ def test_a_bad_mlflow_store_is_named_as_the_mlflow_store(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert err.startswith("error: cannot open MLflow store sqlite:///mlflow.db: ")
     assert "Optuna" not in err and err.count("\n") == 1
+
+
+def _flags_without_help(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += _flags_without_help(sub, f"{prefix} {name}")
+        elif not action.help:
+            missing.append(f"{prefix} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_flag_of_every_command_has_help_text(monkeypatch):
+    from bench.cli import COMMANDS
+
+    parsers = []
+
+    def captured(self, *args, **kwargs):
+        parsers.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", captured)
+    missing = []
+    for command in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        missing += _flags_without_help(parsers[-1], f"bench {command}")
+    assert missing == []
