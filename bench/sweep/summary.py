@@ -13,7 +13,12 @@ from optuna.trial import FrozenTrial
 
 from bench.datasets import get_dataset
 from bench.sweep.anytime import curve_of, log_curve
-from bench.sweep.descriptions import champion_description, study_result, with_result
+from bench.sweep.descriptions import (
+    champion_description,
+    study_result,
+    trial_run_name,
+    with_result,
+)
 from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
 from bench.tracking.tracker import EMBEDDING_PNG, Tracker, as_metrics
 
@@ -64,14 +69,14 @@ def log_study_summary(
     metric = _name_the_metric(study)
     summary = summarise(client, study)
     n_finished = sum(v for k, v in summary.items() if k.startswith("n_") and isinstance(v, int))
-    values = {k: v for k, v in summary.items() if v is not None}
-    tracker.log(run_id, as_metrics(values, step=n_finished))
+    tracker.log(run_id, as_metrics(parent_metrics(summary, metric), step=n_finished))
     champion = None
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == COMPLETE]
     if complete:
         best = study.best_trial
         tags = {f"best.{name}": str(value) for name, value in best.params.items()}
         tracker.log(run_id, tags=tags)
+        mark_best(client, run_id, best)
         table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
         client.log_text(run_id, table.to_csv(index=False), "trials.csv")
         log_study_plots(tracker, run_id, study, metric)
@@ -82,6 +87,36 @@ def log_study_summary(
     note = client.get_run(run_id).data.tags.get(NOTE, "")
     result = study_result(summary, metric, champion)
     tracker.log(run_id, tags={NOTE: with_result(note, result)})
+
+
+def parent_metrics(summary: dict, metric: str) -> dict[str, float]:
+    """The summary as the parent run's metrics: the best trial's figures under the trials'
+    own names (`val_mae`, `test_rmse`, ...), so parent and trials share the runs table's
+    columns; counts and the post-settings trial's figures as they are."""
+    renamed = {"best_val": metric, **{f"best_{key}": key for key in TEST_KEYS}}
+    return {renamed.get(k, k): v for k, v in summary.items() if v is not None}
+
+
+BEST_TAG = "best_trial"  # "true" on the run of the study's best trial (MLflow's runs table)
+
+
+def mark_best(client: MlflowClient, parent_id: str, best: FrozenTrial) -> None:
+    """Tag and name the best trial's run (`trial-0007 (best)`), and unmark a run marked
+    best before (an earlier best of this study)."""
+    best_run = best.user_attrs.get("mlflow_run_id")
+    experiment = client.get_run(parent_id).info.experiment_id
+    marked = client.search_runs(
+        [experiment],
+        filter_string=f"tags.{BEST_TAG} = 'true' and tags.mlflow.parentRunId = '{parent_id}'",
+    )
+    for run in marked:
+        if run.info.run_id != best_run:
+            client.set_tag(run.info.run_id, BEST_TAG, "false")
+            number = int(run.data.tags["trial_number"])
+            client.update_run(run.info.run_id, name=trial_run_name(number))
+    if best_run:
+        client.set_tag(best_run, BEST_TAG, "true")
+        client.update_run(best_run, name=f"{trial_run_name(best.number)} (best)")
 
 
 def _name_the_metric(study: optuna.Study) -> str:

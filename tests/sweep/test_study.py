@@ -72,7 +72,10 @@ def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
         assert run.data.tags["trial_number"] == str(trial.number)
         assert run.data.tags["trial_state"] == trial.state.name
         assert run.info.status in MLFLOW_STATUS[trial.state.name]
-        assert run.info.run_name == f"trial-{trial.number:04d}" + NAME_SUFFIX[trial.state.name]
+        best = " (best)" if trial.number == study.best_trial.number else ""
+        assert (run.data.tags.get("best_trial") == "true") == bool(best)
+        name = f"trial-{trial.number:04d}" + NAME_SUFFIX[trial.state.name] + best
+        assert run.info.run_name == name
         assert f"**{trial.state.name}**" in run.data.tags["mlflow.note.content"]
         assert run.data.params == {name: str(value) for name, value in trial.params.items()}
         assert {d.dataset.name for d in run.inputs.dataset_inputs} == {

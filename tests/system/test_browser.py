@@ -173,6 +173,16 @@ def _runs(server: SimpleNamespace, experiment_id: str) -> dict[str, dict]:
     return {run["info"]["run_name"]: run for run in found["runs"]}
 
 
+def _tags(run: dict) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in run["data"].get("tags", [])}
+
+
+def _trial_names(server: SimpleNamespace, experiment_id: str) -> dict[int, str]:
+    """Run name by trial number (the best trial's ends in " (best)")."""
+    runs = _runs(server, experiment_id).items()
+    return {int(_tags(r)["trial_number"]): n for n, r in runs if "trial_number" in _tags(r)}
+
+
 def _open(page: Page, url: str) -> None:
     """Go to a page of the training-runs UI, without the assistant panel."""
     separator = "&" if "?" in url else "?"
@@ -192,7 +202,9 @@ def test_study_parent_expands_to_its_trials_and_pruned_trials_say_so(server, bro
     parent.locator("button").first.click()  # the expander beside the parent's name
     page.get_by_text("trial-0001 (pruned)").wait_for()
     names = {text.strip().splitlines()[-1] for text in name_cell.all_inner_texts()}
-    assert {"trial-0000", "trial-0001 (pruned)", "trial-0002", "trial-0003 (pruned)"} <= names
+    trials = _trial_names(server, experiment)
+    assert {trials[0], "trial-0001 (pruned)", trials[2], "trial-0003 (pruned)"} <= names
+    assert sum(name.endswith(" (best)") for name in (trials[0], trials[2])) == 1
     _toggle_columns(page, ["Dataset", "Source", "Models", "trial_state", "val_mae", "test_mae"])
     state_cells = page.locator("[role=gridcell][col-id='tags.`trial_state`']")
     assert sorted(state_cells.all_inner_texts()) == [
@@ -219,13 +231,14 @@ def _toggle_columns(page: Page, names: list[str]) -> None:
 def test_a_trials_val_mae_chart_has_one_point_per_epoch(server, browser_page):
     page = browser_page
     experiment = _experiment_id(server, STUDY)
-    trial = _runs(server, experiment)["trial-0002"]["info"]["run_id"]
+    name = _trial_names(server, experiment)[2]
+    trial = _runs(server, experiment)[name]["info"]["run_id"]
     with page.expect_response(lambda r: "get-history" in r.url and "val_mae" in r.url) as got:
         _open(page, f"{server.base}/#/experiments/{experiment}/runs/{trial}/model-metrics")
         page.get_by_placeholder("Search metric charts").fill("val_mae")
     points = got.value.json()["metrics"]
     assert sorted(point["step"] for point in points) == list(range(EPOCHS))
-    page.get_by_text("trial-0002 (val_mae)").wait_for()  # the chart's legend
+    page.get_by_text(f"{name} (val_mae)").wait_for()  # the chart's legend
     page.screenshot(path=SHOTS / "2_trial_val_mae_chart.png")
 
 
