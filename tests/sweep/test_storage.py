@@ -5,6 +5,7 @@ The PostgreSQL and MLflow-server tests need .ci/services.sh (see tests/services.
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -371,9 +372,11 @@ def mlflow_api(server: str, endpoint: str, payload: dict | None = None) -> dict:
     """One call of MLflow's REST API (not MlflowClient: importing mlflow costs each spawned
     test process 2 s)."""
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(
-        f"{server}/api/2.0/mlflow/{endpoint}", data, {"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):  # the server's basic auth (.ci/services.sh)
+        user = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ['MLFLOW_TRACKING_PASSWORD']}"
+        headers["Authorization"] = f"Basic {base64.b64encode(user.encode()).decode()}"
+    request = urllib.request.Request(f"{server}/api/2.0/mlflow/{endpoint}", data, headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
 

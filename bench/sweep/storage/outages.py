@@ -167,6 +167,11 @@ RETRIED = [
     "get_best_trial",
     "record_heartbeat",
     "_get_stale_trial_ids",
+    # what Optuna's _CachedStorage calls on its backend instead of the public methods
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_trials",
+    "_get_best_trial_id",
 ]
 for _name in RETRIED:
     setattr(TolerantRDBStorage, _name, _tolerant(_name))
