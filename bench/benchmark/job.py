@@ -38,6 +38,13 @@ from bench.tracking.environment import environment_tags
 from bench.tracking.tracker import Tracker, split_inputs
 
 EXPERIMENT = "benchmark"
+BENCHMARK_EXPERIMENT = (  # the experiment page's text
+    "Scheduled benchmark runs (`bench benchmark`, `studies/benchmark.py`): one parent run "
+    "`benchmark-DATE-TIME` per run with `report.html` among its artifacts, one nested run "
+    "per model and fold (tags `model`, `fold`). Runs of the same identity (tags: data, folds, "
+    "protocol, configs, machine) are gated against the promoted reference (tag "
+    "`bench.reference=true`), else the latest finished one."
+)
 REPORTED = tuple(m.name for m in METRICS)
 CI_SHOWN = ("mae", "rmse", "ndcg_at_10")
 
@@ -160,7 +167,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
     splits = _splits(spec, data)
     job = resolve_configs(spec, tracker, data, splits)
     identity = run_identity(job, spec, data, ",".join(s.name for s in splits))
-    experiment_id = tracker.experiment(EXPERIMENT)
+    experiment_id = tracker.experiment(EXPERIMENT, BENCHMARK_EXPERIMENT)
     previous, against = job.previous_file, "the --baseline file"
     if previous is None:
         previous, against = previous_results(tracker.client, experiment_id, identity)

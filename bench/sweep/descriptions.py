@@ -131,6 +131,19 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
     return "\n".join(lines)
 
 
+def experiment_description(settings: SweepSettings) -> str:
+    """The experiment page's text: what the study is and how to read its runs."""
+    return (
+        f"Optuna study **{settings.name}**: tunes `{settings.arch}` on {settings.dataset}, "
+        f"split `{settings.split}`, minimising validation {settings.metric.upper()}. The "
+        f"parent run `study-{settings.name}` holds the study's description, its best "
+        f"figures (under the trials' metric names), plots and `trials.csv`; expand it (the + "
+        f"beside its name) for one nested run per trial. The best trial is named "
+        f"`trial-NNNN (best)` and tagged `best_trial=true`. Test metrics are logged for "
+        f"every completed trial and never shown to Optuna."
+    )
+
+
 def with_result(description: str, result: str) -> str:
     """`description` with its result part replaced by `result`."""
     head = description.split(RESULT_HEADING, 1)[0].rstrip()

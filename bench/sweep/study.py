@@ -20,9 +20,7 @@ from bench import signals
 from bench.archs import get_arch
 from bench.data import Split, load_dataset, make_split
 from bench.errors import BenchError
-from bench.sweep.descriptions import (
-    study_description,
-)
+from bench.sweep.descriptions import experiment_description, study_description
 from bench.sweep.invocations import arrive, leave, live_others
 from bench.sweep.progress import say
 from bench.sweep.reconcile import Reconciler
@@ -120,7 +118,7 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
     with opened(tracking_uri) as tracker:
-        experiment_id = tracker.experiment(settings.name)
+        experiment_id = tracker.experiment(settings.name, experiment_description(settings))
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:

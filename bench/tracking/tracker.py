@@ -14,6 +14,7 @@ test metrics (`test_mae`, ...) mean the same in every run. A run's config is one
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -44,6 +45,7 @@ from bench.training.options import TrainOptions
 from bench.training.train import TrainResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+NOTE_TAG = "mlflow.note.content"  # a run's or an experiment's description in the MLflow UI
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call (params: 100)
 MAX_PARAMS_PER_BATCH = 100
 EMBEDDING_PNG = "embeddings.png"  # histogram of a run's embedding values
@@ -159,16 +161,18 @@ class Tracker:
         folder = Path(self.uri.removeprefix("sqlite:///")).absolute().parent / "mlartifacts"
         return (folder / re.sub(r"[^A-Za-z0-9_.-]+", "-", name)).as_uri()
 
-    def experiment(self, name: str) -> str:
-        """The id of experiment `name`, created if needed."""
+    def experiment(self, name: str, description: str = "") -> str:
+        """The id of experiment `name`, created if needed, with `description` (the text the
+        MLflow UI shows on the experiment's page) when it has none yet."""
         try:
             found = self.client.get_experiment_by_name(name)
-            if found is not None:
-                return found.experiment_id
-            try:
-                return self.client.create_experiment(name, self.artifact_location(name))
-            except MlflowException:  # created meanwhile by another process
-                return self.client.get_experiment_by_name(name).experiment_id
+            if found is None:
+                with contextlib.suppress(MlflowException):  # or made meanwhile elsewhere
+                    self.client.create_experiment(name, self.artifact_location(name))
+                found = self.client.get_experiment_by_name(name)
+            if description and not found.tags.get(NOTE_TAG):
+                self.client.set_experiment_tag(found.experiment_id, NOTE_TAG, description)
+            return found.experiment_id
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
 

@@ -186,6 +186,7 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
     assert page.count('src="data:image/png;base64,') == 3 and "![" not in page
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(benchmark.EXPERIMENT)
+    assert experiment.tags["mlflow.note.content"] == benchmark.BENCHMARK_EXPERIMENT
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1 + 5 * 2
     mf_run = next(r for r in runs if r.data.tags.get("model") == "mf")

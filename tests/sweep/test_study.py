@@ -62,6 +62,8 @@ def _trials_and_runs(settings: SweepSettings):
 
 def assert_stores_agree(settings: SweepSettings) -> optuna.Study:
     study, client, runs = _trials_and_runs(settings)
+    page = client.get_experiment_by_name(settings.name).tags["mlflow.note.content"]
+    assert f"Optuna study **{settings.name}**" in page and "trial-NNNN (best)" in page
     children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
