@@ -2,7 +2,6 @@
 errors it recognises (a full disk) wherever they come from."""
 
 import errno
-from collections.abc import Iterator
 
 
 class BenchError(Exception):
@@ -19,23 +18,18 @@ class DataError(BenchError):
 DISK_FULL_TEXT = ("database or disk is full", "No space left on device", "Disk quota exceeded")
 
 
-def chain(exc: BaseException | None) -> Iterator[BaseException]:
-    """The error and the ones it was raised from or during, once each."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def disk_full(exc: BaseException | None) -> bool:
     """Whether the error, or one it came from, is a full disk (ENOSPC, EDQUOT, SQLite's
     "database or disk is full")."""
-    return any(
-        (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT))
-        or any(text in str(e) for text in DISK_FULL_TEXT)
-        for e in chain(exc)
-    )
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(exc) for text in DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class StoreFull(BaseException):  # noqa: N818 - it stops a run, as KeyboardInterrupt does

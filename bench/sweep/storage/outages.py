@@ -27,7 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from bench.errors import BenchError, chain
+from bench.errors import BenchError
 from bench.sweep.progress import say
 from bench.sweep.storage.urls import redact
 
@@ -40,11 +40,13 @@ _STATE_LOCK = threading.Lock()
 
 def is_outage(exc: BaseException | None) -> bool:
     """Whether the error (or one it was raised from) is a lost or refused connection."""
-    return any(
-        isinstance(e, (OperationalError, InterfaceError))
-        or (isinstance(e, DBAPIError) and e.connection_invalidated)
-        for e in chain(exc)
-    )
+    while exc is not None:
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 class Tolerance:
