@@ -21,15 +21,20 @@ DISK_FULL_TEXT = ("database or disk is full", "No space left on device", "Disk q
 def disk_full(exc: BaseException | None) -> bool:
     """Whether the error, or one it came from, is a full disk (ENOSPC, EDQUOT, SQLite's
     "database or disk is full")."""
+    return _full_disk_error(exc) is not None
+
+
+def _full_disk_error(exc: BaseException | None) -> BaseException | None:
+    """The error along exc's chain (itself, its causes and contexts) that is a full disk."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
+            return exc
         if any(text in str(exc) for text in DISK_FULL_TEXT):
-            return True
+            return exc
         exc = exc.__cause__ or exc.__context__
-    return False
+    return None
 
 
 class StoreFull(BaseException):  # noqa: N818 - it stops a run, as KeyboardInterrupt does
@@ -48,10 +53,18 @@ class Reported(BenchError):
 
 def one_line(exc: BaseException) -> str:
     """The message of an error as one line (a full disk says what to do about it)."""
+    if isinstance(exc, StoreFull):  # already said as one line
+        return str(exc)
+    full = _full_disk_error(exc)
+    if full is not None:  # the full disk's own words, not those of what it broke on the way
+        return DISK_FULL_MESSAGE.format(_first_line(full)[:200])
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
-    if disk_full(exc):
-        return DISK_FULL_MESSAGE.format(lines[0][:200])
     return " ".join(lines) if isinstance(exc, BenchError) else lines[0]
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message, or its type's name."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 DISK_FULL_MESSAGE = (

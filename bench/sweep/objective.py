@@ -66,6 +66,19 @@ class Objective:
         self.inputs = split_inputs(split)  # once per process, not per trial
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """One trial; a full disk anywhere in it (its start, its records, its end) ends the
+        worker with one line instead of failing this trial and the next ones."""
+        try:
+            return self._trial(trial)
+        except Exception as exc:
+            if disk_full(exc):
+                raise StoreFull(one_line(exc)) from exc
+            raise
+
+    def _trial(self, trial: optuna.Trial) -> float:
+        """Train and record one configuration of the search space."""
+        for key, value in trial_owner_attrs().items():  # first: a stopped run's trial is
+            trial.set_user_attr(key, value)  # known as this process's whatever fails next
         keras.backend.clear_session(free_memory=False)  # gc.collect() would cost ~0.25 s
         settings = self.prepared.settings
         config = self.arch.suggest(trial, settings.max_epochs or self.arch.max_epochs)
@@ -86,8 +99,6 @@ class Objective:
             description=trial_running(trial.number, settings.name),
         )
         trial.set_user_attr("mlflow_run_id", run_id)
-        for key, value in trial_owner_attrs().items():
-            trial.set_user_attr(key, value)
         try:
             self.tracker.log_config(
                 run_id, config, self.split, self.options, trial.params, self.inputs
@@ -109,7 +120,7 @@ class Objective:
             raise
         except Exception as exc:
             if disk_full(exc):  # no store can take the trial's end: the next start repairs it
-                raise StoreFull(one_line(exc)) from exc
+                raise
             self._end(run_id, trial.number, config, curves, "FAIL", f"{type(exc).__name__}: {exc}")
             raise
         self._finish(run_id, trial.number, config, result.history[self.metric], "COMPLETE")

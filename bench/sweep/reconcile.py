@@ -33,7 +33,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from bench.errors import BenchError
+from bench.errors import BenchError, StoreFull, disk_full, one_line
 from bench.sweep.descriptions import trial_run_name
 from bench.sweep.invocations import live_others
 from bench.sweep.progress import say
@@ -189,6 +189,8 @@ def after_trial_pass(
         try:
             repairs = reconciler.run()
         except PASS_ERRORS as exc:
+            if disk_full(exc):  # the next trial could not be recorded either
+                raise StoreFull(one_line(exc)) from exc
             say(f"{study.study_name}: stale-trial pass skipped ({type(exc).__name__}: {exc})")
             return
         for repair in repairs:

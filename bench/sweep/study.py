@@ -12,6 +12,7 @@ them.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import optuna
@@ -42,6 +43,7 @@ from bench.tracking.tracker import (
     split_inputs,
 )
 
+SETUP_ATTR = "bench.setup"  # study user attr and parent-run tag: one set-up of the study
 FINISHED_STATES = (
     optuna.trial.TrialState.COMPLETE,
     optuna.trial.TrialState.PRUNED,
@@ -122,15 +124,20 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:
+        """Each step once, also when a set-up that stopped half-way (a full disk) is rerun."""
         if "mlflow_parent_run_id" in study.user_attrs:
             return  # a study made before set-up was locked: already set up
         for key, value in identity.items():
             study.set_user_attr(key, value)
-        study.enqueue_trial(
-            get_arch(settings.arch).default_params(settings.max_epochs),
-            user_attrs={"baseline": "post"},
+        setup = _setup_id(study)
+        if not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
+            study.enqueue_trial(
+                get_arch(settings.arch).default_params(settings.max_epochs),
+                user_attrs={"baseline": "post"},
+            )
+        parent = _find_parent_run(tracker, experiment_id, setup) or _create_parent_run(
+            tracker, experiment_id, settings, split, setup
         )
-        parent = _create_parent_run(tracker, experiment_id, settings, split)
         study.set_user_attr("mlflow_parent_run_id", parent)
 
     interval, grace = control.heartbeat(storage_url)
@@ -160,13 +167,28 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     )  # fmt: skip
 
 
+def _setup_id(study: optuna.Study) -> str:
+    """The study's set-up id (made once), which tags its parent run."""
+    if SETUP_ATTR not in study.user_attrs:
+        study.set_user_attr(SETUP_ATTR, uuid.uuid4().hex)
+    return study.user_attrs[SETUP_ATTR]
+
+
+def _find_parent_run(tracker: Tracker, experiment_id: str, setup: str) -> str | None:
+    """The parent run an earlier, unfinished set-up of this study created, if any."""
+    found = tracker.client.search_runs(
+        [experiment_id], f"tags.`{SETUP_ATTR}` = '{setup}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
+
+
 def _create_parent_run(
-    tracker: Tracker, experiment_id: str, settings: SweepSettings, split: Split
+    tracker: Tracker, experiment_id: str, settings: SweepSettings, split: Split, setup: str
 ) -> str:
     run_id = tracker.start_run(
         experiment_id,
         f"study-{settings.name}",
-        tags={"study": settings.name},
+        tags={"study": settings.name, SETUP_ATTR: setup},
         description=study_description(settings, get_arch(settings.arch), split.provenance),
     )
     params = {

@@ -193,3 +193,21 @@ def test_every_flag_of_every_command_has_help_text(monkeypatch):
             main([command, "--help"])
         missing += _flags_without_help(parsers[-1], f"bench {command}")
     assert missing == []
+
+
+def test_a_full_disk_is_said_in_its_own_words_once():
+    """What a full disk broke on the way (an assertion, a wrapper) does not replace its words,
+    and a message already made into one line is not wrapped again."""
+    from bench.errors import StoreFull, one_line
+
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError:
+            raise AssertionError("Should not reach.")  # noqa: B904 - as Optuna's finally does
+    except AssertionError as exc:
+        line = one_line(exc)
+    assert line.startswith("the disk of a store is full (") and "Should not reach" not in line
+    assert "No space left on device" in line
+    assert one_line(StoreFull(line)) == line
+    assert one_line(ValueError("first\nsecond")) == "first"

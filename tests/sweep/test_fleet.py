@@ -21,7 +21,7 @@ from bench import signals
 from bench.archs import get_arch
 from bench.cli import main as cli_main
 from bench.cli import run as cli_run
-from bench.errors import BenchError
+from bench.errors import BenchError, StoreFull
 from bench.sweep.invocations import GRACE_S, leave, live_others, marker_key
 from bench.sweep.progress import trial_line
 from bench.sweep.reconcile import Reconciler, owner
@@ -361,3 +361,27 @@ def test_a_trial_line_says_state_value_best_seconds_and_the_sampled_parameters()
         "trial -1 COMPLETE value 0.9169 best 0.9000 0.0 s  "
         "k=118 learning_rate=0.00114 use_bias=True"
     )
+
+
+def test_a_full_disk_as_a_trial_starts_ends_the_sweep_not_one_trial_after_another(
+    small_split, tiny, monkeypatch
+):
+    """The trial in flight names its owner before anything can fail, so that it is
+    failed (here: by this invocation's end) instead of running for good."""
+    from mlflow.exceptions import MlflowException
+
+    real, full = Tracker.start_run, [True]  # full for the first trial, freed afterwards
+
+    def disk_full(self, experiment_id, name, parent=None, **kwargs):
+        if parent is not None and full:  # the first trial's run
+            full.clear()
+            raise MlflowException("(sqlite3.OperationalError) database or disk is full")
+        return real(self, experiment_id, name, parent, **kwargs)
+
+    monkeypatch.setattr(Tracker, "start_run", disk_full)
+    settings = tiny(n_trials=3)
+    with pytest.raises(StoreFull, match="the disk of a store is full"):
+        run_study(settings, small_split)
+    study = optuna.load_study(study_name=settings.name, storage=open_storage(settings.storage))
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    assert study.trials[0].user_attrs["pid"] == os.getpid()

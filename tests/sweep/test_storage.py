@@ -336,6 +336,19 @@ def test_fail_stale_trials_fails_only_running_trials_of_dead_processes_here(tmp_
     assert fail_stale_trials(study) == []
 
 
+def test_a_journal_trial_names_its_owner_in_the_record_that_creates_it(tmp_path):
+    """Whatever write fails next (a full disk), a dead owner's trial can be failed."""
+    url = tmp_path / "optuna-journal.log"
+    study, _ = create_or_load_study(str(url), "owned")
+    trial = study.ask()
+    created = [json.loads(line) for line in url.read_text().splitlines()]
+    created = [record for record in created if record["op_code"] == 4]  # CREATE_TRIAL
+    assert [record["user_attrs"] for record in created] == [trial_owner_attrs()]
+    assert trial.user_attrs == trial_owner_attrs()
+    study.enqueue_trial({"x": 1.0})  # a queued trial has no owner until it runs
+    assert study.get_trials()[-1].user_attrs == {}
+
+
 def test_sqlite_wal_switches_the_mlflow_store_to_wal(tmp_path):
     path = tmp_path / "mlflow.db"
     sqlite_wal(f"sqlite:///{path}")

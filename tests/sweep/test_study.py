@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -135,6 +136,33 @@ def test_rerun_resumes_without_a_second_baseline(small_split, tiny):
     assert sum(t.user_attrs.get("baseline") == "post" for t in study.trials) == 1
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4
     assert_stores_agree(settings)
+
+
+def test_a_set_up_stopped_half_way_is_finished_once_by_the_next_start(
+    small_split, tiny, monkeypatch
+):
+    """A full disk between the parent run and the study's note of it: the next start
+    adopts that run and queues no second baseline."""
+    settings = tiny("mf", n_trials=1)
+    real = optuna.Study.set_user_attr
+
+    def disk_fills(study, key, value):
+        if key == "mlflow_parent_run_id":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(study, key, value)
+
+    monkeypatch.setattr(optuna.Study, "set_user_attr", disk_fills)
+    with pytest.raises(OSError):
+        study_module.prepare(settings, small_split)
+    monkeypatch.setattr(optuna.Study, "set_user_attr", real)
+    study = run_study(settings, small_split)
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.name).experiment_id
+    runs = client.search_runs([experiment])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert [p.info.run_id for p in parents] == [study.user_attrs["mlflow_parent_run_id"]]
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert [t.user_attrs.get("baseline") for t in study.trials] == ["post"]
 
 
 def test_resume_with_other_settings_is_refused(small_split, tiny):

@@ -19,6 +19,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import optuna
 from optuna.exceptions import (
@@ -26,7 +27,7 @@ from optuna.exceptions import (
     StorageInternalError,
 )
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import (
     IntegrityError,
     OperationalError,
@@ -34,7 +35,7 @@ from sqlalchemy.exc import (
 
 from bench.errors import BenchError
 from bench.files import create_private
-from bench.sweep.stale_trials import OWNED_ATTRS
+from bench.sweep.stale_trials import OWNED_ATTRS, trial_owner_attrs
 from bench.sweep.storage.journal import repair_journal
 from bench.sweep.storage.locks import check_writable_folder, creation_lock
 from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S, TolerantRDBStorage
@@ -179,4 +180,32 @@ def _open_journal(path: str) -> JournalStorage:
     create_private(path)
     repair_journal(path)
     backend = JournalFileBackend(path, JournalFileOpenLock(path))
-    return JournalStorage(backend)
+    return OwnedJournalStorage(backend)
+
+
+class OwnedJournalStorage(JournalStorage):
+    """A journal whose new trials name their owner process in the record that creates them.
+
+    A journal has no heartbeats: a running trial is failed once its owner (host, pid) is
+    gone. Set in a later record, the owner would be missing whenever that write fails (a
+    full disk), and such a trial would stay RUNNING for good.
+    """
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        """Create a trial, owned by this process if it starts running now."""
+        if template_trial is None:
+            template_trial = _running_template()
+        if template_trial.state == TrialState.RUNNING:
+            template_trial = copy.copy(template_trial)
+            template_trial.user_attrs = {**template_trial.user_attrs, **trial_owner_attrs()}
+        return super().create_new_trial(study_id, template_trial)
+
+
+def _running_template() -> FrozenTrial:
+    """What `create_new_trial` makes without a template: a trial running from now."""
+    return FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None, values=None,
+        datetime_start=datetime.now(UTC), datetime_complete=None, params={},
+        distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
+        trial_id=-1,
+    )  # fmt: skip
