@@ -20,8 +20,9 @@ import importlib.util
 import logging
 import os
 import sys
+import types
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 FLAGS = ("-v", "--verbose")
 MARKER = "BENCH_QUIET"
@@ -86,14 +87,54 @@ class _SilentFirstImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _AfterFirstImport(importlib.abc.MetaPathFinder):
+    """Runs `then(module)` once the first import of one top-level module has run."""
+
+    def __init__(self, name: str, then: Callable[[types.ModuleType], None]):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenLoader(spec.loader, self.then)
+        return spec
+
+
+class _ThenLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader, then: Callable[[types.ModuleType], None]):
+        self.loader, self.then = loader, then
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.loader.exec_module(module)
+        self.then(module)
+
+
+def _quiet_optuna(optuna: types.ModuleType) -> None:
+    """Optuna's own handler at WARNING (its first use would set INFO)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _when_imported(name: str, then: Callable[[types.ModuleType], None]) -> None:
+    """then(module) now if `name` is imported, else right after its first import: a
+    command's `--help` imports no library."""
+    if name in sys.modules:
+        then(sys.modules[name])
+    elif not any(isinstance(f, _AfterFirstImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterFirstImport(name, then))
+
+
 def _silence_python() -> None:
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     for name in RAISED_ANYWAY:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    import optuna.logging  # here: `bench --help` imports no library
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's own handler
+    _when_imported("optuna", _quiet_optuna)
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

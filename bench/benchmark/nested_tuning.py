@@ -10,14 +10,13 @@ job is cheap and gives the same configs.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import optuna
 
 from bench.archs import ARCHS, get_arch
+from bench.benchmark.spec import Budget
 from bench.data import RatingData, Split, make_split
 from bench.datasets import get_dataset
 from bench.errors import BenchError
@@ -29,23 +28,6 @@ from bench.tracking.environment import environment_tags
 
 DONE = "nested_budget_done"
 NESTED_TRIALS_PER_PROCESS = 10
-
-
-@dataclass(frozen=True)
-class Budget:
-    """What each (fold, architecture) study may spend."""
-
-    trials: int = 20  # a count, so the configs chosen do not depend on the machine's speed
-    timeout: float | None = 120.0  # a cap per study for slow machines; the trial in flight ends
-    max_epochs: int | None = 50
-    valid_fraction: float = 0.1
-    pruner: str = "median"
-    metric: str = "rmse"  # the validation metric a config is selected on
-    sampler: str = "tpe-small"
-    patience: int | None = 5
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from bench.errors import BenchError
 from bench.sweep.samplers import make_sampler, split_stream
 
 INSTALL = "pip install 'recsys-sweep-bench[bench]'"
-PEERS = ("svd", "svdpp", "knn_baseline")
 
 
 def require_surprise() -> None:

@@ -6,32 +6,18 @@ validation part; so does this study (the split is seeded here, the post's was no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 import pandas as pd
 
 from bench.archs import ARCHS
+from bench.benchmark.spec import QUICK_EPOCHS, ReplicationSpec
 from bench.data import load_dataset, make_split
-from bench.datasets import DEFAULT
 from bench.tracking.tracker import Tracker
 from bench.training.options import TrainOptions
 from bench.training.train import TrainResult, train
 
 EXPERIMENT = "seed-replication"
-QUICK_EPOCHS = 2
-
-
-@dataclass(frozen=True)
-class ReplicationSpec:
-    """Which data, seed, engine and store the replication uses; quick: a few epochs each."""
-
-    dataset: str = DEFAULT
-    data_dir: str | None = None
-    seed: int = 0
-    engine: Literal["compiled", "fit"] = "compiled"
-    tracking_uri: str | None = None
-    quick: bool = False
 
 
 def replicate(args: ReplicationSpec) -> dict[str, TrainResult]:

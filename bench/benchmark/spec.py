@@ -1,16 +1,37 @@
-"""What one benchmark run is asked to do: a frozen spec, built by the command line or a notebook."""
+"""What a benchmark, a tuner benchmark or a replication is asked to do: frozen specs, built
+by the command line or a notebook. Light: the commands' flags read their defaults here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from bench.benchmark.nested_tuning import Budget
 from bench.datasets import DEFAULT
 
 POST_ARCHS = ("mf", "nnmf", "nn")  # the benchmark's default: the seed post's three
 DEFAULT_SEEDS = 5  # a data set without canonical folds: this many seeded 80/20 splits
+PEERS = ("svd", "svdpp", "knn_baseline")  # scikit-surprise models bench.benchmark.peers tunes
+QUICK_EPOCHS = 2  # a quick replication: epochs per model
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What each (fold, architecture) study may spend."""
+
+    trials: int = 20  # a count, so the configs chosen do not depend on the machine's speed
+    timeout: float | None = 120.0  # a cap per study for slow machines; the trial in flight ends
+    max_epochs: int | None = 50
+    valid_fraction: float = 0.1
+    pruner: str = "median"
+    metric: str = "rmse"  # the validation metric a config is selected on
+    sampler: str = "tpe-small"
+    patience: int | None = 5
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -38,3 +59,35 @@ class BenchmarkSpec:
     seed: int = 0
     data_dir: str | None = None
     tracking_uri: str | None = None
+
+
+@dataclass(frozen=True)
+class TunerSpec:
+    """Which tuners to compare, on what, for how long, and where the results go."""
+
+    archs: tuple[str, ...] = ("mf",)
+    folds: tuple[str, ...] = ("u1",)
+    samplers: tuple[str, ...] = ("random", "tpe", "tpe-small", "qmc")
+    pruners: tuple[str, ...] = ("median",)
+    seeds: int = 3  # sampler seeds per tuner
+    trials: int = 24
+    metric: str = Budget.metric
+    max_epochs: int = 50
+    patience: int | None = Budget.patience
+    valid_fraction: float = Budget.valid_fraction
+    dataset: str = DEFAULT
+    data_dir: str | None = None
+    tracking_uri: str | None = None
+    report_dir: Path = Path("reports/tuners")
+
+
+@dataclass(frozen=True)
+class ReplicationSpec:
+    """Which data, seed, engine and store the replication uses; quick: a few epochs each."""
+
+    dataset: str = DEFAULT
+    data_dir: str | None = None
+    seed: int = 0
+    engine: Literal["compiled", "fit"] = "compiled"
+    tracking_uri: str | None = None
+    quick: bool = False

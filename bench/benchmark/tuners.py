@@ -13,41 +13,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
 
 from bench.archs import get_arch
-from bench.benchmark.nested_tuning import Budget
+from bench.benchmark.spec import TunerSpec
 from bench.data import Split
-from bench.datasets import DEFAULT
 from bench.sweep.anytime import Curve, area, best_so_far
 from bench.sweep.objective import trial_value
 from bench.sweep.samplers import make_pruner, make_sampler, split_stream
 from bench.training import TrainingDiverged, TrainOptions, train
 from bench.training.compiled import RUNNERS
-
-
-@dataclass(frozen=True)
-class TunerSpec:
-    """Which tuners to compare, on what, for how long, and where the results go."""
-
-    archs: tuple[str, ...] = ("mf",)
-    folds: tuple[str, ...] = ("u1",)
-    samplers: tuple[str, ...] = ("random", "tpe", "tpe-small", "qmc")
-    pruners: tuple[str, ...] = ("median",)
-    seeds: int = 3  # sampler seeds per tuner
-    trials: int = 24
-    metric: str = Budget.metric
-    max_epochs: int = 50
-    patience: int | None = Budget.patience
-    valid_fraction: float = Budget.valid_fraction
-    dataset: str = DEFAULT
-    data_dir: str | None = None
-    tracking_uri: str | None = None
-    report_dir: Path = Path("reports/tuners")
 
 
 @dataclass

@@ -5,20 +5,25 @@ Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 
 from __future__ import annotations
 
-import argparse
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import bench.benchmark.nested_tuning as nested
-import bench.benchmark.peers as peers
 from bench.archs import ARCHS
-from bench.benchmark.job import run_benchmark
-from bench.benchmark.results import Outcome
-from bench.benchmark.spec import POST_ARCHS, BenchmarkSpec
-from bench.cli.common import add_data_flags, add_seed_flag, add_storage_flag, add_tracking_flag
-from bench.data import RatingData
+from bench.benchmark.spec import PEERS, POST_ARCHS, BenchmarkSpec, Budget
+from bench.cli.common import (
+    Parser,
+    add_data_flags,
+    add_seed_flag,
+    add_storage_flag,
+    add_tracking_flag,
+)
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
+
+if TYPE_CHECKING:
+    from bench.benchmark.results import Outcome
+    from bench.data import RatingData
 
 
 def print_outcome(outcome: Outcome) -> int:
@@ -45,7 +50,7 @@ def print_outcome(outcome: Outcome) -> int:
 
 def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     """The spec that the command line asks for; one `error:` line for a bad value."""
-    parser = argparse.ArgumentParser(prog="bench benchmark", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench benchmark", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--protocol",
         choices=["nested", "pinned", "studies"],
@@ -62,36 +67,36 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     parser.add_argument(
         "--tune-trials",
         type=int,
-        default=nested.Budget.trials,
+        default=Budget.trials,
         help="nested tuning's trials per fold and architecture (default %(default)s)",
     )
     parser.add_argument(
         "--tune-timeout",
         type=float,
-        default=nested.Budget.timeout,
+        default=Budget.timeout,
         help="seconds per fold and architecture (0: none)",
     )
     parser.add_argument(
         "--valid-fraction",
         type=float,
-        default=nested.Budget.valid_fraction,
+        default=Budget.valid_fraction,
         help="share of each fold's training part that nested tuning validates on "
         "(default %(default)s)",
     )
     parser.add_argument(
         "--metric",
         choices=TUNABLE,
-        default=nested.Budget.metric,
+        default=Budget.metric,
         help="validation metric nested tuning selects configs on; part of the run's identity "
         "(default %(default)s)",
     )
     parser.add_argument(
         "--peers",
         nargs="?",
-        const=",".join(peers.PEERS),
+        const=",".join(PEERS),
         default="",
         help="add scikit-surprise peers tuned with the same budget: alone, all of "
-        f"{','.join(peers.PEERS)}; or a comma-separated subset",
+        f"{','.join(PEERS)}; or a comma-separated subset",
     )
     parser.add_argument("--study-split", default="seed", help="split of the studies to read")
     add_storage_flag(parser, "Optuna storage of the nested and sweep studies")
@@ -125,16 +130,18 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         help="where report.md, report.html, results.csv and figures go (default %(default)s)",
     )
     parser.add_argument(
-        "--max-epochs", type=int, help=f"cap epochs (nested default {nested.Budget.max_epochs})"
+        "--max-epochs", type=int, help=f"cap epochs (nested default {Budget.max_epochs})"
     )
     add_seed_flag(parser, "tuning, split and training seed")
     add_tracking_flag(parser)
     args = parser.parse_args(argv)
     if args.peers:
-        peers.require_surprise()
-        unknown = set(args.peers.split(",")) - set(peers.PEERS)
+        from bench.benchmark.peers import require_surprise
+
+        require_surprise()
+        unknown = set(args.peers.split(",")) - set(PEERS)
         if unknown:
-            raise BenchError(f"--peers {args.peers}: choose from {','.join(peers.PEERS)}")
+            raise BenchError(f"--peers {args.peers}: choose from {','.join(PEERS)}")
     if args.from_studies:
         args.protocol = "studies"
     if args.archs == "all":
@@ -150,6 +157,8 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
 
 def run(spec: BenchmarkSpec, data: RatingData | None = None) -> int:
     """Run the job and print its outcome; the exit code (1: a regression)."""
+    from bench.benchmark.job import run_benchmark
+
     return print_outcome(run_benchmark(spec, data))
 
 

@@ -6,6 +6,14 @@ import argparse
 
 from bench.datasets import DEFAULT
 
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what, where, what to do), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
 STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
 
 

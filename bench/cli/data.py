@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
-from bench.cli.common import add_data_flags
-from bench.data import DATA_DIR_ENV, cache_dir, is_verified, load_dataset
+from bench.cli.common import Parser, add_data_flags
 from bench.datasets import DATASETS
 from bench.datasets.csvfile import PREFIX as CSV_PREFIX
 
 
 def _list() -> None:
+    from bench.data import DATA_DIR_ENV, cache_dir, is_verified
+
     print(f"{'data set':<10} {'archive':>12} {'present':<9} {'verified':<9} cache folder")
     for name, dataset in DATASETS.items():
         folder = cache_dir() / dataset.folder
@@ -25,7 +24,7 @@ def _list() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bench data", description="List the data sets, or locate, verify and summarise one."
     )
     parser.add_argument(
@@ -41,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "list":
         _list()
         return 0
+    from bench.data import load_dataset
+
     data = load_dataset(args.dataset, args.data_dir)
     checked = "verified" if data.dataset.files_sha256 else "read (no published checksums)"
     print(

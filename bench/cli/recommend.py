@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-
-from bench.cli.common import add_data_flags, add_tracking_flag
-from bench.data import load_dataset
-from bench.tracking.recommend import load_model, recommend
+from bench.cli.common import Parser, add_data_flags, add_tracking_flag
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench recommend", description=__doc__)
+    parser = Parser(prog="bench recommend", description=__doc__)
     parser.add_argument(
         "--model",
         required=True,
@@ -22,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     add_data_flags(parser)
     add_tracking_flag(parser)
     args = parser.parse_args(argv)
+    from bench.data import load_dataset
+    from bench.tracking.recommend import load_model, recommend
+
     data = load_dataset(args.dataset, args.data_dir)
     model = load_model(args.model, args.tracking_uri)
     table = recommend(model, data, args.user, args.k)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.benchmark.replication import QUICK_EPOCHS, ReplicationSpec, replicate, report
-from bench.cli.common import add_data_flags, add_seed_flag, add_tracking_flag
+from bench.benchmark.spec import QUICK_EPOCHS, ReplicationSpec
+from bench.cli.common import Parser, add_data_flags, add_seed_flag, add_tracking_flag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench replicate", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench replicate", description=__doc__.splitlines()[0])
     add_arguments(parser)
     spec = ReplicationSpec(**vars(parser.parse_args(argv)))
+    from bench.benchmark.replication import replicate, report
+
     print(report(replicate(spec)))
     return 0

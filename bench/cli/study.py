@@ -14,19 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-import optuna
-
-from bench.cli.common import add_storage_flag, add_tracking_flag
+from bench.cli.common import Parser, add_storage_flag, add_tracking_flag
 from bench.errors import BenchError
-from bench.sweep.reconcile import repair_study
-from bench.sweep.shared import DEFAULT_GRACE_S
-from bench.sweep.storage.backends import open_storage
-from bench.sweep.storage.urls import is_database, resolve_storage, storage_errors
-from bench.tracking.tracker import Tracker, resolve_tracking_uri
+from bench.sweep.settings import DEFAULT_GRACE_S
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench study", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench study", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     repair = commands.add_parser("repair", help="fail trials that stopped processes left running")
     add_storage_flag(repair)
@@ -46,6 +40,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    import optuna
+
+    from bench.sweep.reconcile import repair_study
+    from bench.sweep.storage.backends import open_storage
+    from bench.sweep.storage.urls import is_database, resolve_storage, storage_errors
+    from bench.tracking.tracker import Tracker, resolve_tracking_uri
+
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     url = resolve_storage(args.storage, tracking_uri)
     heartbeat = (1, args.grace_period) if is_database(url) else (None, None)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-import pandas as pd
-
 import bench.sweep.samplers as samplers
 from bench.archs import ARCHS, get_arch
 from bench.cli.common import (
+    Parser,
     add_data_flags,
     add_seed_flag,
     add_storage_flag,
@@ -23,21 +22,19 @@ from bench.cli.common import (
 from bench.datasets import get_dataset
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
-from bench.sweep.settings import SweepSettings
-from bench.sweep.shared import DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_S, SweepControl
-from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S
-from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
-from bench.sweep.summary import summarise
-from bench.sweep.workers import run_study
-from bench.tracking.serving import registered_name
-from bench.tracking.store import opened
-from bench.tracking.tracker import resolve_tracking_uri
+from bench.sweep.settings import (
+    DEFAULT_GRACE_S,
+    DEFAULT_HEARTBEAT_S,
+    DEFAULT_TOLERANCE_S,
+    SweepControl,
+    SweepSettings,
+)
 
 DEFAULTS = SweepSettings(arch="mf")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench sweep", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench sweep", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--arch",
         choices=[*ARCHS, "all"],
@@ -155,6 +152,9 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def _validate_heartbeat(args: argparse.Namespace) -> None:
+    from bench.sweep.storage.urls import STORAGE_ENV, is_database, resolve_storage
+    from bench.tracking.tracker import resolve_tracking_uri
+
     storage = resolve_storage(args.storage, resolve_tracking_uri(args.tracking_uri))
     interval = args.heartbeat_interval
     if not is_database(storage):
@@ -208,7 +208,12 @@ def control_for(args: argparse.Namespace) -> SweepControl:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before the libraries load: `--help` and bad flags are instant
+    from bench.sweep.summary import summarise
+    from bench.sweep.workers import run_study
+    from bench.tracking.store import opened
+    from bench.tracking.tracker import resolve_tracking_uri
+
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     with opened(tracking_uri) as tracker:
@@ -235,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                 "published MAE rnd": get_arch(arch).reference.test_mae_rounded,
             }
         )
+    import pandas as pd
+
     table = pd.DataFrame(rows)
     print(f"\nbest trial per architecture, selected on validation {metric} (test never used):")
     print(table.to_string(index=False, float_format="{:.4f}".format, na_rep="-"))
@@ -246,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
 def where_the_results_are(tracking_uri: str, studies: dict[str, str], dataset: str) -> str:
     """The closing lines: how to open the runs in MLflow (one experiment per study), and
     the champions' model URIs."""
+    from bench.tracking.serving import registered_name
+
     label = get_dataset(dataset).label
     remote = tracking_uri.startswith(("http://", "https://"))
     ui = f"open {tracking_uri}" if remote else f"mlflow ui --backend-store-uri {tracking_uri}"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from bench.archs import ARCHS
-from bench.benchmark.tuner_job import EXPERIMENT, run_tuners
-from bench.benchmark.tuner_report import ranking
-from bench.benchmark.tuners import TunerSpec
-from bench.cli.common import add_data_flags, add_tracking_flag
+from bench.benchmark.spec import TunerSpec
+from bench.cli.common import Parser, add_data_flags, add_tracking_flag
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
 from bench.sweep import samplers
@@ -27,7 +24,7 @@ def _names(text: str, known: list[str], flag: str) -> tuple[str, ...]:
 
 def parse_args(argv: list[str] | None) -> TunerSpec:
     """The spec the command line asks for; one `error:` line for a bad value."""
-    parser = argparse.ArgumentParser(prog="bench tuners", description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench tuners", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--archs", default=",".join(DEFAULTS.archs), help="comma-separated (default %(default)s)")
     add("--folds", default=",".join(DEFAULTS.folds), help="comma-separated (default %(default)s)")
@@ -89,6 +86,9 @@ def parse_args(argv: list[str] | None) -> TunerSpec:
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison; print the ranking and where the report is."""
     spec = parse_args(argv)
+    from bench.benchmark.tuner_job import EXPERIMENT, run_tuners
+    from bench.benchmark.tuner_report import ranking
+
     runs = run_tuners(spec)
     print(ranking(runs).to_string(index=False, float_format="{:.4f}".format))
     print(f"\nreport: {spec.report_dir / 'report.md'}; MLflow experiment {EXPERIMENT!r}")

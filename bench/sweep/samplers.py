@@ -1,8 +1,10 @@
 """The samplers and pruners a study can use, registered by name with a one-line description.
 
-Each sampler is seeded per sampler stream (invocation, worker, process generation), so no
-two samplers draw the same sequence: a joining invocation, a second worker or a recycled
-worker process with the first one's seed would repeat its random start-up trials.
+Optuna loads when a sampler or pruner is built, not with this module: the commands' flags
+list the names. Each sampler is seeded per sampler stream (invocation, worker, process
+generation), so no two samplers draw the same sequence: a joining invocation, a second
+worker or a recycled worker process with the first one's seed would repeat its random
+start-up trials.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ import importlib.util
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import optuna
+from typing import TYPE_CHECKING
 
 from bench.errors import BenchError
-from bench.sweep.shared import sampler_seed
+
+if TYPE_CHECKING:
+    import optuna
 
 SMALL_BUDGET_STARTUP = 4  # random trials before TPE models the space (after trial 0)
 MEDIAN_STARTUP_TRIALS = 5
@@ -31,65 +34,77 @@ class Entry:
     needs: str | None = None  # a module that must be importable (an optional dependency)
 
 
-def _tpe_small(seed: int) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=SMALL_BUDGET_STARTUP,
-        multivariate=True,
-        group=True,  # conditional spaces: one model per group of co-occurring parameters
-        constant_liar=True,  # parallel workers do not all draw the same point
-        warn_independent_sampling=False,
-    )
+def _sampler(name: str, **options: object) -> Callable[[int], object]:
+    """A builder of Optuna's sampler `name` for a seed (Optuna loads when it is built)."""
+
+    def build(seed: int) -> object:
+        import optuna
+
+        return getattr(optuna.samplers, name)(seed=seed, **options)
+
+    return build
+
+
+def _pruner(name: str, epochs_as: str | None = None, **options: object) -> Callable[[int], object]:
+    """A builder of Optuna's pruner `name` for trials of at most max_epochs epochs, passed
+    as `epochs_as` where the pruner wants it."""
+
+    def build(max_epochs: int) -> object:
+        import optuna
+
+        epochs = {epochs_as: max_epochs} if epochs_as else {}
+        return getattr(optuna.pruners, name)(**options, **epochs)
+
+    return build
 
 
 SAMPLERS: dict[str, Entry] = {
-    "random": Entry(lambda seed: optuna.samplers.RandomSampler(seed=seed), "random search"),
+    "random": Entry(_sampler("RandomSampler"), "random search"),
     "tpe": Entry(
-        lambda seed: optuna.samplers.TPESampler(seed=seed),
+        _sampler("TPESampler"),
         "Optuna's TPE as it ships (10 random start-up trials, independent per parameter)",
     ),
     "tpe-small": Entry(
-        _tpe_small,
+        _sampler(
+            "TPESampler",
+            n_startup_trials=SMALL_BUDGET_STARTUP,
+            multivariate=True,
+            group=True,  # conditional spaces: one model per group of co-occurring parameters
+            constant_liar=True,  # parallel workers do not all draw the same point
+            warn_independent_sampling=False,
+        ),
         f"TPE for small budgets: {SMALL_BUDGET_STARTUP} random start-up trials, multivariate, "
         "grouped for conditional parameters, constant liar for parallel workers",
     ),
     "qmc": Entry(
-        lambda seed: optuna.samplers.QMCSampler(
-            seed=seed, scramble=True, warn_independent_sampling=False
-        ),
+        _sampler("QMCSampler", scramble=True, warn_independent_sampling=False),
         "scrambled Sobol quasi-random points (conditional parameters drawn at random)",
     ),
     "cmaes": Entry(
-        lambda seed: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        _sampler("CmaEsSampler", warn_independent_sampling=False),
         "CMA-ES on the numeric parameters (categorical ones drawn at random)",
         needs="cmaes",
     ),
-    "gp": Entry(
-        lambda seed: optuna.samplers.GPSampler(seed=seed),
-        "Gaussian-process Bayesian optimisation",
-        needs="torch",
-    ),
+    "gp": Entry(_sampler("GPSampler"), "Gaussian-process Bayesian optimisation", needs="torch"),
 }
 
 PRUNERS: dict[str, Entry] = {
-    "none": Entry(lambda max_epochs: optuna.pruners.NopPruner(), "no pruner"),
+    "none": Entry(_pruner("NopPruner"), "no pruner"),
     "median": Entry(
-        lambda max_epochs: optuna.pruners.MedianPruner(
-            n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=WARMUP_EPOCHS
+        _pruner(
+            "MedianPruner", n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=WARMUP_EPOCHS
         ),
         "the median pruner (stops a trial whose validation metric at an epoch is worse than "
         f"the median of earlier trials at that epoch, after {MEDIAN_STARTUP_TRIALS} trials "
         f"and {WARMUP_EPOCHS} epochs)",
     ),
     "sha": Entry(
-        lambda max_epochs: optuna.pruners.SuccessiveHalvingPruner(min_resource=WARMUP_EPOCHS),
+        _pruner("SuccessiveHalvingPruner", min_resource=WARMUP_EPOCHS),
         "successive halving over epochs (asynchronous, from "
         f"{WARMUP_EPOCHS} epochs, keeping the best third at each rung)",
     ),
     "hyperband": Entry(
-        lambda max_epochs: optuna.pruners.HyperbandPruner(
-            min_resource=WARMUP_EPOCHS, max_resource=max_epochs
-        ),
+        _pruner("HyperbandPruner", epochs_as="max_resource", min_resource=WARMUP_EPOCHS),
         "the Hyperband pruner (successive halving over epochs, several brackets)",
     ),
 }
@@ -110,6 +125,13 @@ def _entry(table: dict[str, Entry], kind: str, name: str) -> Entry:
             f"the {name} {kind} needs the Python package {entry.needs!r}: pip install {entry.needs}"
         )
     return entry
+
+
+def sampler_seed(seed: int, stream: tuple) -> int:
+    """A 32-bit seed from the user's seed and a stream. hash() of integers is the same in
+    every process and release (the creator's draws are reproducible); a joiner's stream
+    holds its host name, whose hash Python also randomises per process."""
+    return hash((seed, *stream)) % 2**32
 
 
 def split_stream(split: str) -> int:

@@ -1,10 +1,16 @@
-"""The settings of one sweep study: which architecture, how long, on what data, stored where."""
+"""The settings of one sweep study (which architecture, how long, on what data, stored
+where) and of an invocation that shares it with others. Light: the commands' flags read
+their defaults here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from bench.datasets import get_dataset
+
+DEFAULT_HEARTBEAT_S = 10
+DEFAULT_GRACE_S = 30
+DEFAULT_TOLERANCE_S = 120.0  # seconds a database outage is waited out
 
 
 @dataclass(frozen=True)
@@ -38,3 +44,30 @@ class SweepSettings:
             return self.study_name
         prefix = "" if self.dataset == "ml-100k" else f"{get_dataset(self.dataset).label}-"
         return f"{prefix}{self.arch}-{self.split}"
+
+
+@dataclass(frozen=True)
+class SweepControl:
+    """How this invocation shares its study with others.
+
+    study_trials: stop once the study holds that many started trials (None: no study-wide
+    limit; `SweepSettings.n_trials` is this invocation's own share either way).
+    heartbeat_interval: seconds between a running trial's heartbeats on a database storage
+    (None: DEFAULT_HEARTBEAT_S there, none on a journal file, which has no heartbeats).
+    grace_period: seconds without a heartbeat after which any process fails the trial.
+    """
+
+    study_trials: int | None = None
+    heartbeat_interval: int | None = None
+    grace_period: int = DEFAULT_GRACE_S
+    outage_tolerance: float = DEFAULT_TOLERANCE_S  # seconds a database outage is waited out
+
+    def heartbeat(self, storage_url: str) -> tuple[int | None, int | None]:
+        """(interval, grace period) for open_storage; an explicit interval on a journal is
+        passed on, for open_storage to refuse."""
+        from bench.sweep.storage.urls import is_database  # SQLAlchemy: not for `--help`
+
+        interval = self.heartbeat_interval
+        if interval is None and is_database(storage_url):
+            interval = DEFAULT_HEARTBEAT_S
+        return interval, (self.grace_period if interval is not None else None)

@@ -1,7 +1,7 @@
 """One study run by several invocations at once (several machines, or one twice).
 
-- `SweepControl`: what an invocation adds to its `SweepSettings` for that: the study-wide
-  trial budget and the heartbeat settings of a database storage.
+- `SweepControl` (in `bench.sweep.settings`): what an invocation adds to its
+  `SweepSettings` for that: the study-wide trial budget and the heartbeat settings.
 - The budget: every trial that has started counts (RUNNING, COMPLETE, PRUNED, FAIL; a
   queued retry counts once it starts), so a killed trial is paid for and a set-up that
   fails every trial still ends. `--study-trials N` stops every invocation once N trials
@@ -22,44 +22,14 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
 
 import optuna
 from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 from bench.archs import Arch
-from bench.sweep.storage.outages import DEFAULT_TOLERANCE_S
-from bench.sweep.storage.urls import is_database
 
 COUNTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-DEFAULT_HEARTBEAT_S = 10
-DEFAULT_GRACE_S = 30
-
-
-@dataclass(frozen=True)
-class SweepControl:
-    """How this invocation shares its study with others.
-
-    study_trials: stop once the study holds that many started trials (None: no study-wide
-    limit; `SweepSettings.n_trials` is this invocation's own share either way).
-    heartbeat_interval: seconds between a running trial's heartbeats on a database storage
-    (None: DEFAULT_HEARTBEAT_S there, none on a journal file, which has no heartbeats).
-    grace_period: seconds without a heartbeat after which any process fails the trial.
-    """
-
-    study_trials: int | None = None
-    heartbeat_interval: int | None = None
-    grace_period: int = DEFAULT_GRACE_S
-    outage_tolerance: float = DEFAULT_TOLERANCE_S  # seconds a database outage is waited out
-
-    def heartbeat(self, storage_url: str) -> tuple[int | None, int | None]:
-        """(interval, grace period) for open_storage; an explicit interval on a journal is
-        passed on, for open_storage to refuse."""
-        interval = self.heartbeat_interval
-        if interval is None and is_database(storage_url):
-            interval = DEFAULT_HEARTBEAT_S
-        return interval, (self.grace_period if interval is not None else None)
 
 
 def counted(study: optuna.Study) -> int:
@@ -97,13 +67,6 @@ def invocation_stream(created: bool) -> tuple:
     if created:
         return (0,)
     return (socket.gethostname(), os.getpid(), time.time_ns())
-
-
-def sampler_seed(seed: int, stream: tuple) -> int:
-    """A 32-bit seed from the user's seed and a stream. hash() of integers is the same in
-    every process and release (the creator's draws are reproducible); a joiner's stream
-    holds its host name, whose hash Python also randomises per process."""
-    return hash((seed, *stream)) % 2**32
 
 
 def space_version(arch: Arch) -> str:

@@ -25,9 +25,8 @@ from bench.sweep.descriptions import experiment_description, study_description
 from bench.sweep.invocations import arrive, leave, live_others
 from bench.sweep.progress import say
 from bench.sweep.reconcile import Reconciler
-from bench.sweep.settings import SweepSettings
+from bench.sweep.settings import SweepControl, SweepSettings
 from bench.sweep.shared import (
-    SweepControl,
     drop_unrunnable_retries,
     invocation_stream,
     space_version,

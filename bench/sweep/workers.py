@@ -22,9 +22,8 @@ from bench.sweep.objective import Objective
 from bench.sweep.pool import Pool, WorkerJob
 from bench.sweep.progress import Progress, say
 from bench.sweep.reconcile import Reconciler, after_trial_pass
-from bench.sweep.settings import SweepSettings
+from bench.sweep.settings import SweepControl, SweepSettings
 from bench.sweep.shared import (
-    SweepControl,
     budget_callbacks,
     budget_left,
 )

@@ -86,3 +86,11 @@ def test_a_model_with_row_l2_saves_and_loads_with_its_strength(tmp_path):
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert float(loaded.get_layer("user_embedding_row_l2").strength.numpy()) == pytest.approx(0.05)
+
+
+def test_every_registry_entry_is_the_architecture_of_its_name():
+    """The registry names entries before loading them: a name must match its entry."""
+    from bench.archs import ARCHS, REGISTRY
+
+    assert list(ARCHS) == list(REGISTRY)
+    assert [arch.name for arch in ARCHS.values()] == list(REGISTRY)

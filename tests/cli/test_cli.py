@@ -39,6 +39,45 @@ def test_help_lists_every_command_with_its_line_on_stdout(capsys):
     )
 
 
+HEAVY = ("tensorflow", "keras", "mlflow", "optuna")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        *([name, "--help"] for name in ("sweep", "benchmark", "tuners", "replicate", "recommend")),
+        ["data", "--help"],
+        ["study", "repair", "--help"],
+        ["sweep", "--no-such-flag"],
+        ["sweep", "--arch", "nope"],
+        ["sweep", "--trials", "0"],
+        ["benchmark", "--tune-trials", "0"],
+        ["tuners", "--samplers", "nope"],
+        ["study", "repair", "--grace-period", "0"],
+    ],
+    ids=" ".join,
+)
+def test_help_and_bad_flags_answer_before_the_libraries_load(argv):
+    """Every `--help` and every bad flag returns before TensorFlow, MLflow or Optuna load."""
+    code = (
+        "import sys; from bench.cli import run, _command, COMMANDS\n"
+        f"argv = {argv!r}\n"
+        "try:\n    code = run(_command(COMMANDS[argv[0]][0]), argv[1:])\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != verbosity.MARKER}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env
+    )
+    expected = 0 if argv[-1] == "--help" else 2
+    assert done.stderr.strip().splitlines()[-1] == f"{expected} []", done.stderr
+    if expected == 0:
+        assert done.stdout.startswith(f"usage: bench {' '.join(argv[:-1])}"), done.stdout
+    else:
+        assert done.stderr.count("\n") == 2 and "error:" in done.stderr, done.stderr
+
+
 def test_bench_help_loads_no_library():
     """`bench --help` answers before TensorFlow, MLflow, Optuna or pandas load."""
     code = (

@@ -26,8 +26,8 @@ from bench.sweep.invocations import GRACE_S, leave, live_others, marker_key
 from bench.sweep.progress import trial_line
 from bench.sweep.reconcile import Reconciler, owner
 from bench.sweep.samplers import make_sampler
-from bench.sweep.settings import SweepSettings
-from bench.sweep.shared import SweepControl, space_version
+from bench.sweep.settings import SweepControl, SweepSettings
+from bench.sweep.shared import space_version
 from bench.sweep.stale_trials import trial_owner_attrs
 from bench.sweep.storage.backends import create_or_load_study, open_storage
 from bench.sweep.study import finish_parent, prepare

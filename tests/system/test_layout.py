@@ -82,7 +82,7 @@ LAYERS = (
     ("tracking",),
     ("training",),
     ("archs", "data", "datasets", "metrics"),
-    ("errors", "files", "locks", "signals", "verbosity", ""),  # process-wide modules, the package
+    ("errors", "files", "lazy", "locks", "signals", "verbosity", ""),  # process-wide; the package
 )
 
 

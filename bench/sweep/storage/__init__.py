@@ -1,9 +1,7 @@
 """Where a study lives: Optuna storage URLs, opening and creating with one-line errors, locks,
-journal repair."""
+journal repair. The names load on first use (`bench.lazy`)."""
 
-from bench.sweep.storage.backends import create_or_load_study, open_storage
-from bench.sweep.storage.journal import repair_journal
-from bench.sweep.storage.urls import is_database, redact, resolve_storage, storage_errors
+from bench.lazy import lazy_exports
 
 __all__ = [
     "create_or_load_study",
@@ -14,3 +12,15 @@ __all__ = [
     "resolve_storage",
     "storage_errors",
 ]
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "create_or_load_study": "bench.sweep.storage.backends",
+        "open_storage": "bench.sweep.storage.backends",
+        "repair_journal": "bench.sweep.storage.journal",
+        **dict.fromkeys(
+            ("is_database", "redact", "resolve_storage", "storage_errors"),
+            "bench.sweep.storage.urls",
+        ),
+    },
+)

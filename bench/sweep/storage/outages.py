@@ -29,9 +29,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bench.errors import BenchError
 from bench.sweep.progress import say
+from bench.sweep.settings import DEFAULT_TOLERANCE_S
 from bench.sweep.storage.urls import redact
 
-DEFAULT_TOLERANCE_S = 120.0
 MAX_PAUSE_S = 2.0
 _LOCAL = threading.local()  # .depth: calls in flight in this thread; .retried: last call was
 _STATE = {"since": None}  # when this process's storage went away (None: it is up)
