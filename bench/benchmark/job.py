@@ -21,6 +21,7 @@ from bench.benchmark.predictors import BASELINES, as_predictor, evaluate
 from bench.benchmark.records import (
     _machine_tags,
     log_fold,
+    model_identity,
     previous_results,
     promote,
     register_models,
@@ -202,7 +203,11 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
             against=against,
         )
         report(spec, tracker, parent_id, outcome, job)
-        register_models(tracker, folds, data.dataset.label, job.source, run_name)
+        identities = {  # the registered (first) fold's config: configs may differ per fold
+            arch: model_identity(job.config(arch, folds[0].fold), data.checksum)
+            for arch in (job.configs if folds else ())
+        }
+        register_models(tracker, folds, data.dataset.label, job.source, run_name, identities)
         tracker.log(
             parent_id, {"regressions": len(regressions), "job_seconds": time.perf_counter() - start}
         )

@@ -9,6 +9,7 @@ import tempfile
 import mlflow.keras
 import pandas as pd
 import tensorflow as tf
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from bench.archs import config_params
@@ -19,7 +20,7 @@ from bench.benchmark.spec import BenchmarkSpec
 from bench.data import RatingData, Split
 from bench.metrics import mlflow_name
 from bench.sweep.descriptions import benchmark_model_description
-from bench.tracking.environment import environment_tags, machine_class
+from bench.tracking.environment import code_version, environment_tags, machine_class
 from bench.tracking.serving import (
     RATING_MODEL,
     Fallback,
@@ -149,26 +150,65 @@ def log_fold(
 
 
 def register_models(
-    tracker: Tracker, folds: list[FoldResult], dataset: str, source: str, run_name: str
-) -> dict[str, str]:
+    tracker: Tracker, folds: list[FoldResult], dataset: str, source: str, run_name: str,
+    identities: dict[str, str],
+) -> dict[str, str]:  # fmt: skip
     """Each architecture's model of the first fold, registered as `recsys-ARCH-DATASET`
     with alias `benchmark` (the sweeps' best is `champion`): a model for each benchmarked
-    config, chosen by fold order, never by a test score. Returns arch -> version."""
+    config, chosen by fold order, never by a test score. A model whose identity (config,
+    data, code: `model_identity`) equals the current `benchmark` version's is not
+    registered again. Returns arch -> the version the alias names."""
     first = folds[0].fold if folds else None
     versions = {}
     for fold in folds:
         if fold.fold != first or fold.model_uri is None:
             continue
         name = registered_name(fold.model, dataset)
-        description = benchmark_model_description(fold.model, source, fold.fold, run_name)
-        version = register_champion(
-            tracker.client, fold.model_uri, name, description, alias=BENCHMARK_ALIAS
+        identity = identities[fold.model]
+        versions[fold.model] = _unchanged(tracker.client, name, identity) or _register(
+            tracker, fold, name, source, run_name, identity
         )
-        tags = {"source": "benchmark", "benchmark_run": run_name, "fold": fold.fold}
-        for key, value in tags.items():
-            tracker.client.set_model_version_tag(name, version, key, value)
-        versions[fold.model] = version
     return versions
+
+
+def _register(
+    tracker: Tracker, fold: FoldResult, name: str, source: str, run_name: str, identity: str
+) -> str:
+    """Register a fold's model as the `benchmark` version of `name`, tagged."""
+    description = benchmark_model_description(fold.model, source, fold.fold, run_name)
+    version = register_champion(
+        tracker.client, fold.model_uri, name, description, alias=BENCHMARK_ALIAS
+    )
+    tags = {"source": "benchmark", "benchmark_run": run_name, "fold": fold.fold}
+    for key, value in {**tags, MODEL_IDENTITY_TAG: identity}.items():
+        tracker.client.set_model_version_tag(name, version, key, value)
+    return version
+
+
+def _unchanged(client: MlflowClient, name: str, identity: str) -> str | None:
+    """The `benchmark` version of `name` if it has this identity, else None."""
+    try:
+        version = client.get_model_version_by_alias(name, BENCHMARK_ALIAS)
+    except MlflowException:  # no such model or alias yet
+        return None
+    return version.version if version.tags.get(MODEL_IDENTITY_TAG) == identity else None
+
+
+def model_identity(config: object, data_sha256: str) -> str:
+    """What a benchmarked model is a function of: its config, the data and the code (the
+    commit and its uncommitted changes, and the versions of the libraries that train it)."""
+    tags = environment_tags()
+    payload = {
+        "config": config_params(config),
+        "data": data_sha256,
+        "code": code_version(),
+        "libraries": {k: v for k, v in tags.items() if k.startswith("version.")},
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+MODEL_IDENTITY_TAG = "bench.model_identity"  # model version tag: config, data and code
 
 
 BENCHMARK_ALIAS = "benchmark"  # registered-model alias of the latest benchmarked model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import subprocess
@@ -33,6 +34,26 @@ def _git_commit() -> str:
     if out.returncode != 0:
         return "unknown"
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+@functools.cache
+def code_version() -> str:
+    """Which code runs: the git commit, with a digest of the uncommitted changes to tracked
+    files when there are any (the same edits give the same version), or the installed
+    package's version outside a checkout."""
+    commit = _git_commit()
+    if commit == "unknown":
+        return f"recsys-sweep-bench {_version('recsys-sweep-bench')}"
+    if not commit.endswith("-dirty"):
+        return commit
+    root = Path(__file__).resolve().parents[2]
+    try:
+        diff = subprocess.run(
+            ["git", "diff", "HEAD", "--binary"], cwd=root, capture_output=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return f"{commit}-unknown-changes"
+    return f"{commit.removesuffix('-dirty')}+{hashlib.sha256(diff).hexdigest()[:12]}"
 
 
 @functools.cache

@@ -201,8 +201,14 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
         fold_run = client.get_run(version.run_id)
         assert fold_run.data.tags["fold"] == "u1" and fold_run.data.tags["model"] == arch
 
+    registered = {arch: client.get_model_version_by_alias(f"recsys-{arch}-ml-100k", "benchmark")
+                  for arch in ("mf", "nn")}  # fmt: skip
     assert benchmark_cli.run(_job_args(tmp_path), small_data) == 0  # unchanged rerun: gate passes
     assert "regression gate: no metric worse" in capsys.readouterr().out
+    for arch, version in registered.items():  # same config, data and code: nothing registered
+        name = f"recsys-{arch}-ml-100k"
+        assert client.get_model_version_by_alias(name, "benchmark").version == version.version
+        assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
     doctored = results.copy()
     doctored.loc[doctored["model"] == "mf", "rmse"] -= 0.05
@@ -273,6 +279,25 @@ def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
         records.run_identity(other, args, small_data, "u1,u2")["configs_sha256"]
         != (identity["configs_sha256"])
     )
+
+
+def test_a_model_identity_changes_with_the_config_the_data_or_the_code(monkeypatch):
+    from bench.tracking import environment
+
+    config = MFConfig(k=4)
+    first = records.model_identity(config, "data-a")
+    assert records.model_identity(MFConfig(k=4), "data-a") == first
+    assert records.model_identity(replace(config, k=5), "data-a") != first
+    assert records.model_identity(config, "data-b") != first
+    monkeypatch.setattr(records, "code_version", lambda: "another-commit")
+    assert records.model_identity(config, "data-a") != first
+    monkeypatch.setattr(environment, "_git_commit", lambda: "abc123-dirty")
+    environment.code_version.cache_clear()
+    try:  # uncommitted edits: the same edits, the same version
+        assert environment.code_version() == environment.code_version()
+        assert environment.code_version().startswith("abc123+")
+    finally:
+        environment.code_version.cache_clear()
 
 
 def test_unknown_architecture_lists_the_registered_ones(tmp_path):
