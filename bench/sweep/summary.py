@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
@@ -179,6 +180,7 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: 
         history = optuna.visualization.matplotlib.plot_optimization_history(
             study, target_name=metric
         )
+        clip_outliers(history, [t.value for t in complete])
         _log_optuna_figure(tracker, run_id, history, "plots/optimization_history.png")
         if importances:
             figure = _importance_figure(importances, metric)
@@ -214,6 +216,23 @@ def _parallel_coordinates(
         study, params=params, target_name=metric
     )
     _log_optuna_figure(tracker, run_id, axes, "plots/parallel_coordinate.png", rotate=True)
+
+
+def clip_outliers(axes, values: list[float]) -> int:
+    """Clip the y axis to the bulk of the values (up to the upper Tukey fence, Q3 + 3 IQR),
+    so that one diverged trial does not flatten the rest; says in the title how many
+    points lie above. The number clipped."""
+    if len(values) < 4:
+        return 0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    fence = q3 + 3 * (q3 - q1)
+    above = sum(v > fence for v in values)
+    if not above:
+        return 0
+    low = min(values)
+    axes.set_ylim(low - 0.05 * (fence - low), fence + 0.05 * (fence - low))
+    axes.set_title(f"{axes.get_title()} ({above} trial(s) above the axis, clipped)")
+    return above
 
 
 def _log_optuna_figure(

@@ -396,3 +396,20 @@ def test_a_sweep_on_a_csv_file_names_its_study_and_champion_safely(tiny, tmp_pat
         f"recsys-mf-{label}", "champion"
     )
     assert version.run_id == study.best_trial.user_attrs["mlflow_run_id"]
+
+
+def test_one_diverged_trial_does_not_flatten_the_history_plot():
+    import matplotlib.pyplot as plt
+
+    from bench.sweep.summary import clip_outliers
+
+    values = [0.95, 0.93, 0.92, 0.94, 0.91, 0.925, 50.0]
+    _, ax = plt.subplots()
+    ax.plot(values, "o")
+    assert clip_outliers(ax, values) == 1
+    assert 0.95 < ax.get_ylim()[1] < 1.2 and "1 trial(s) above the axis" in ax.get_title()
+    _, calm = plt.subplots()
+    calm.plot(values[:-1], "o")
+    before = calm.get_ylim()
+    assert clip_outliers(calm, values[:-1]) == 0 and calm.get_ylim() == before
+    plt.close("all")
