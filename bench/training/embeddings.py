@@ -42,3 +42,13 @@ def embedding_summary(name: str, table: np.ndarray) -> dict[str, float]:
         f"emb_{name}_norm_mean": float(np.linalg.norm(values, axis=1).mean()),
         f"emb_{name}_neg_share": float(np.mean(values < 0)),
     }
+
+
+def epoch_figures(name: str, table: np.ndarray) -> dict[str, float]:
+    """How a table stands after an epoch, as curves (MLflow groups them under
+    `embeddings/`): the mean row norm and the spread of its values."""
+    values = np.asarray(table, dtype="float64")
+    return {
+        f"embeddings/{name}_norm_mean": float(np.linalg.norm(values, axis=1).mean()),
+        f"embeddings/{name}_std": float(values.std()),
+    }

@@ -25,7 +25,12 @@ from bench.data import Split
 from bench.errors import BenchError
 from bench.metrics import rating_metrics
 from bench.training.compiled import compiled_runner, inputs, make_optimizer
-from bench.training.embeddings import embedding_stats, embedding_summary, mae_rmse
+from bench.training.embeddings import (
+    embedding_stats,
+    embedding_summary,
+    epoch_figures,
+    mae_rmse,
+)
 from bench.training.options import TrainOptions
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -195,13 +200,21 @@ def _run_epochs(runner, config, split, options, on_epoch_end):
             )
         if len(validation):
             logs.update(validation.logs(runner.model, runner.predictions))
-        for name, value in logs.items():
+        for name, value in {**logs, **_embedding_figures(runner.model, config)}.items():
             history[name].append(value)
         if on_epoch_end is not None:
             on_epoch_end(epoch, logs)
         if stopping.update(epoch, logs, runner.model):
             break
     return dict(history), epoch_seconds, stopping
+
+
+def _embedding_figures(model: keras.Model, config: Any) -> dict[str, float]:
+    """The embedding tables' figures after an epoch (without the spare last row)."""
+    figures = {}
+    for name, layer in arch_of(config).embedding_layers.items():
+        figures.update(epoch_figures(name, model.get_layer(layer).get_weights()[0][:-1]))
+    return figures
 
 
 def train(

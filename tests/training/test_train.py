@@ -67,7 +67,13 @@ def test_history_has_one_point_per_epoch_and_callback_never_sees_test(small_spli
         "val_loss": 3,
         "val_mae": 3,
         "val_rmse": 3,
+        **{f"embeddings/{t}_{s}": 3 for t in ("user", "item") for s in ("norm_mean", "std")},
     }
+    last = {name: values[-1] for name, values in result.history.items()}
+    for table, values in result.embeddings.items():  # the last epoch's: no early stopping
+        norms = np.linalg.norm(values, axis=1).mean()
+        assert last[f"embeddings/{table}_norm_mean"] == pytest.approx(norms, rel=1e-6)
+        assert last[f"embeddings/{table}_std"] == pytest.approx(values.std(), rel=1e-6)
     assert [epoch for epoch, _ in seen] == [0, 1, 2]
     assert all(not any(key.startswith("test") for key in logs) for _, logs in seen)
     assert result.n_params == (small_split.n_users + 1 + small_split.n_items + 1) * 4
