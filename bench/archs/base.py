@@ -47,9 +47,22 @@ class Arch:
     max_epochs: int
     reference: Reference
     jit_compile: bool = True  # XLA for the compiled epoch loop (where it measured faster)
+    # configurations known before any data are seen (a published library's defaults), tried
+    # right after trial 0: label -> config fields over the published settings
+    priors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     embedding_layers: Mapping[str, str] = field(
         default_factory=lambda: {"user": "user_embedding", "item": "item_embedding"}
     )
+
+    def start_params(self, max_epochs: int | None = None) -> dict[str, dict[str, Any]]:
+        """What every study tries first, in order: the published settings ("post", trial
+        0), then the `priors` (label -> this space's parameters)."""
+        starts = {"post": self.default_params(max_epochs)}
+        for label, fields in self.priors.items():
+            params = self.to_params(dataclasses.replace(self.config(), **fields))
+            del params["epochs"]
+            starts[label] = params
+        return starts
 
     def default_params(self, max_epochs: int | None = None) -> dict[str, Any]:
         """The published settings as this space's parameters (trial 0 of every study). The

@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.sweep.samplers import make_sampler, split_stream
+from bench.sweep.samplers import make_sampler, stream_of
 
 INSTALL = "pip install 'recsys-sweep-bench[bench]'"
 
@@ -161,7 +161,7 @@ def tune(
         return float(np.sqrt(np.mean(error**2)) if rmse else np.mean(np.abs(error)))
 
     rmse = budget.metric == "rmse"
-    sampler = make_sampler(seed, (split_stream(tuning.name),), budget.sampler)
+    sampler = make_sampler(seed, (stream_of(tuning.name),), budget.sampler)
 
     found = optuna.create_study(
         study_name=study, storage=storage, sampler=sampler,

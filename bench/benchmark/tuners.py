@@ -23,7 +23,7 @@ from bench.benchmark.spec import TunerSpec
 from bench.data import Split
 from bench.sweep.anytime import Curve, area, best_so_far
 from bench.sweep.objective import trial_value
-from bench.sweep.samplers import make_pruner, make_sampler, split_stream
+from bench.sweep.samplers import make_pruner, make_sampler, stream_of
 from bench.training import TrainingDiverged, TrainOptions, train
 from bench.training.compiled import RUNNERS
 
@@ -86,7 +86,7 @@ def run_tuner(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     RUNNERS.clear()  # every study compiles its own structures, as in a fresh process
     study = optuna.create_study(
-        sampler=make_sampler(seed, (split_stream(split.name),), sampler),
+        sampler=make_sampler(seed, (stream_of(split.name),), sampler),
         pruner=make_pruner(pruner, spec.max_epochs),
     )
     study.enqueue_trial(get_arch(arch).default_params(spec.max_epochs))

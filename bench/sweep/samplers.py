@@ -134,10 +134,11 @@ def sampler_seed(seed: int, stream: tuple) -> int:
     return hash((seed, *stream)) % 2**32
 
 
-def split_stream(split: str) -> int:
-    """A stable number per split, so studies of different folds draw different streams (the
-    folds of a nested benchmark would otherwise try the same random configurations)."""
-    return zlib.crc32(split.encode())
+def stream_of(name: str) -> int:
+    """A stable number per name: studies of different folds (or architectures) draw
+    different streams (the folds of a nested benchmark would otherwise try the same random
+    configurations, and MF and NNMF, whose spaces share their parameters, the same ones)."""
+    return zlib.crc32(name.encode())
 
 
 def make_sampler(seed: int, stream: tuple, name: str = "tpe") -> optuna.samplers.BaseSampler:

@@ -73,9 +73,9 @@ def space_version(arch: Arch) -> str:
     """A fingerprint of the parameters and ranges the space offers on its default path
     (the published settings, at the space's own epoch limit): a changed range, choice or
     parameter name changes it. Parameters only a non-default branch asks for (an NN's
-    fourth layer) are not covered."""
+    fourth layer) are not covered. The starting points (trial 0, the priors) are part of it."""
     trial = optuna.trial.FixedTrial(arch.default_params())
     arch.suggest(trial, arch.max_epochs)
     space = {name: distribution_to_json(d) for name, d in sorted(trial.distributions.items())}
-    text = json.dumps(space, sort_keys=True)
+    text = json.dumps({**space, **arch.start_params()}, sort_keys=True, default=str)
     return f"{arch.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"

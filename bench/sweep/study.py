@@ -129,11 +129,10 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
         for key, value in identity.items():
             study.set_user_attr(key, value)
         setup = _setup_id(study)
-        if not any(t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)):
-            study.enqueue_trial(
-                get_arch(settings.arch).default_params(settings.max_epochs),
-                user_attrs={"baseline": "post"},
-            )
+        queued = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+        for label, params in get_arch(settings.arch).start_params(settings.max_epochs).items():
+            if label not in queued:  # trial 0: the published settings; then the priors
+                study.enqueue_trial(params, user_attrs={"baseline": label})
         parent = _find_parent_run(tracker, experiment_id, setup) or _create_parent_run(
             tracker, experiment_id, settings, split, setup
         )

@@ -57,7 +57,13 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
         ),
         sampler=samplers.make_sampler(
             settings.seed,
-            (samplers.split_stream(settings.split), *prepared.stream, job.worker, job.generation),
+            (
+                samplers.stream_of(settings.split),
+                samplers.stream_of(settings.arch),
+                *prepared.stream,
+                job.worker,
+                job.generation,
+            ),
             settings.sampler,
         ),
         pruner=samplers.make_pruner(settings.pruner, max_epochs),

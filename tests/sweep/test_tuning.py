@@ -98,7 +98,7 @@ def test_an_unknown_or_uninstalled_sampler_is_one_error_line(monkeypatch):
 
 
 def _first_draw(fold: str) -> float:
-    sampler = samplers.make_sampler(0, (samplers.split_stream(fold),), "random")
+    sampler = samplers.make_sampler(0, (samplers.stream_of(fold),), "random")
     study = optuna.create_study(sampler=sampler)
     return study.ask({"x": X}).params["x"]
 
@@ -106,6 +106,23 @@ def _first_draw(fold: str) -> float:
 def test_folds_draw_different_streams_and_a_fold_draws_the_same_one_again():
     assert _first_draw("u1") != _first_draw("u2")
     assert _first_draw("u1") == _first_draw("u1")
+
+
+def test_architectures_of_one_fold_draw_different_streams(small_split, tmp_path):
+    """MF and NNMF share their parameters: on one stream they would try the same configs."""
+    from bench.sweep.workers import run_study
+
+    drawn = {}
+    for arch in ("mf", "nnmf"):
+        settings = SweepSettings(
+            arch=arch, n_trials=3, timeout=None, max_epochs=1, sampler="random",
+            storage=str(tmp_path / f"{arch}.log"), tracking_uri=f"sqlite:///{tmp_path}/m.db",
+        )  # fmt: skip
+        study = run_study(settings, small_split)
+        starts = [t.user_attrs.get("baseline") for t in study.trials]
+        assert starts == ["post", "svd-defaults", None]  # then the first random draw
+        drawn[arch] = study.trials[2].params
+    assert drawn["mf"] != drawn["nnmf"]
 
 
 def _val_rmse(model, split) -> float:
