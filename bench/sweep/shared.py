@@ -43,11 +43,14 @@ def budget_left(study: optuna.Study, study_trials: int | None) -> bool:
 
 def drop_unrunnable_retries(study: optuna.Study, study_trials: int | None) -> list[int]:
     """Once the study-wide budget is spent no invocation starts another trial, so a queued
-    retry of a heartbeat-lost trial would wait for ever: fail it (numbers returned)."""
+    retry of a heartbeat-lost trial would wait for ever: fail it (numbers returned). Queued
+    starting points (the priors) stay queued for an invocation with a budget."""
     if budget_left(study, study_trials):
         return []
     dropped = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if "failed_trial" not in trial.system_attrs:  # Optuna's mark of a retry
+            continue
         study._storage.set_trial_user_attr(trial._trial_id, "dropped", "study budget spent")
         if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             dropped.append(trial.number)

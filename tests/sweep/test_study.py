@@ -162,7 +162,7 @@ def test_a_set_up_stopped_half_way_is_finished_once_by_the_next_start(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert [p.info.run_id for p in parents] == [study.user_attrs["mlflow_parent_run_id"]]
     assert [p.info.status for p in parents] == ["FINISHED"]
-    assert [t.user_attrs.get("baseline") for t in study.trials] == ["post"]
+    assert [t.user_attrs.get("baseline") for t in study.trials] == ["post", "svd-defaults"]
 
 
 def test_resume_with_other_settings_is_refused(small_split, tiny):
