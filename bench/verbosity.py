@@ -59,39 +59,30 @@ def stderr_to_devnull() -> Iterator[None]:
         os.close(null)
 
 
-class _SilentLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader):
-        self.loader = loader
+Then = Callable[[types.ModuleType], None]
+
+
+class _HookedLoader(importlib.abc.Loader):
+    """Runs a module's first import with descriptor 2 silenced (`silent`), then `then`."""
+
+    def __init__(self, loader: importlib.abc.Loader, silent: bool, then: Then | None):
+        self.loader, self.silent, self.then = loader, silent, then
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        with stderr_to_devnull():
+        with stderr_to_devnull() if self.silent else contextlib.nullcontext():
             self.loader.exec_module(module)
+        if self.then is not None:
+            self.then(module)
 
 
-class _SilentFirstImport(importlib.abc.MetaPathFinder):
-    """Runs the first import of one top-level module with descriptor 2 silenced."""
+class _FirstImport(importlib.abc.MetaPathFinder):
+    """Hooks the first import of one top-level module (see `_HookedLoader`)."""
 
-    def __init__(self, name: str):
-        self.name = name
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != self.name:
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _SilentLoader(spec.loader)
-        return spec
-
-
-class _AfterFirstImport(importlib.abc.MetaPathFinder):
-    """Runs `then(module)` once the first import of one top-level module has run."""
-
-    def __init__(self, name: str, then: Callable[[types.ModuleType], None]):
-        self.name, self.then = name, then
+    def __init__(self, name: str, silent: bool = False, then: Then | None = None):
+        self.name, self.silent, self.then = name, silent, then
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != self.name:
@@ -99,20 +90,17 @@ class _AfterFirstImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenLoader(spec.loader, self.then)
+            spec.loader = _HookedLoader(spec.loader, self.silent, self.then)
         return spec
 
 
-class _ThenLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.abc.Loader, then: Callable[[types.ModuleType], None]):
-        self.loader, self.then = loader, then
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        self.loader.exec_module(module)
-        self.then(module)
+def _hook_first_import(name: str, silent: bool = False, then: Then | None = None) -> None:
+    """Hook `name`'s first import, once: `then` runs at once if it is already imported."""
+    if name in sys.modules:
+        if then is not None:
+            then(sys.modules[name])
+    elif not any(isinstance(f, _FirstImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _FirstImport(name, silent, then))
 
 
 def _quiet_optuna(optuna: types.ModuleType) -> None:
@@ -120,21 +108,12 @@ def _quiet_optuna(optuna: types.ModuleType) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _when_imported(name: str, then: Callable[[types.ModuleType], None]) -> None:
-    """then(module) now if `name` is imported, else right after its first import: a
-    command's `--help` imports no library."""
-    if name in sys.modules:
-        then(sys.modules[name])
-    elif not any(isinstance(f, _AfterFirstImport) and f.name == name for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterFirstImport(name, then))
-
-
 def _silence_python() -> None:
     for name in LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     for name in RAISED_ANYWAY:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    _when_imported("optuna", _quiet_optuna)
+    _hook_first_import("optuna", then=_quiet_optuna)  # `--help` imports no library
     warnings.filterwarnings("ignore", module=NOISY_MODULES)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -144,10 +123,7 @@ def _quiet_process() -> None:
     for key, value in ENVIRONMENT.items():
         os.environ.setdefault(key, value)
     _silence_python()
-    if "tensorflow" not in sys.modules and not any(
-        isinstance(finder, _SilentFirstImport) for finder in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _SilentFirstImport("tensorflow"))
+    _hook_first_import("tensorflow", silent=True)
 
 
 def apply(verbose: bool) -> None:
