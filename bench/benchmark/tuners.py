@@ -81,15 +81,17 @@ def warm_up(split: Split, arch: str) -> None:
 def run_tuner(
     split: Split, arch: str, sampler: str, pruner: str, seed: int, spec: TunerSpec
 ) -> TunerRun:
-    """One study: `spec.trials` trials of `arch` on the tuning split, trial 0 the published
-    settings; its curve over trials and CPU seconds."""
+    """One study: `spec.trials` trials of `arch` on the tuning split, starting as every
+    sweep does (trial 0 the published settings, then the priors); its curve over trials and
+    CPU seconds."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     RUNNERS.clear()  # every study compiles its own structures, as in a fresh process
     study = optuna.create_study(
-        sampler=make_sampler(seed, (stream_of(split.name),), sampler),
+        sampler=make_sampler(seed, (stream_of(split.name), stream_of(arch)), sampler),
         pruner=make_pruner(pruner, spec.max_epochs),
     )
-    study.enqueue_trial(get_arch(arch).default_params(spec.max_epochs))
+    for params in get_arch(arch).start_params(spec.max_epochs).values():  # as every sweep
+        study.enqueue_trial(params)
     objective = _Objective(arch, split, spec)
     study.optimize(objective, n_trials=spec.trials, catch=(TrainingDiverged,))
     trials = sorted(study.trials, key=lambda t: t.number)
