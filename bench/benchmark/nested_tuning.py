@@ -102,6 +102,7 @@ def tune(
     provenance = {
         "study": name,
         "trial": best.number,
+        "start": best.user_attrs.get("baseline"),  # "post", a prior's label, or None (drawn)
         "metric": f"val_{budget.metric}",
         "value": best.value,
         "trial0_value": first.value if first is not None and first.value is not None else None,

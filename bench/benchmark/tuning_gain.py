@@ -37,6 +37,7 @@ def _row(arch: str, origin: dict[str, dict], tuned: pd.Series, base: pd.Series, 
         "arch": arch,
         "folds": len(folds),
         "trial 0 chosen": sum(origin[f]["trial"] == 0 for f in folds),
+        "a prior chosen": sum(origin[f].get("start") not in (None, "post") for f in folds),
         "tuned better on val": int(np.sum(val_tuned < val_base)),
         f"val {metric} tuned": float(np.mean(val_tuned)),
         f"val {metric} trial 0": float(np.nanmean(val_base)),
@@ -56,9 +57,10 @@ def tuning_table(
     results: pd.DataFrame, provenance: dict[str, dict[str, dict]], metric: str, ratio
 ) -> pd.DataFrame:
     """One row per tuned architecture whose trial 0 was scored: on how many folds trial 0
-    was chosen, on how many the tuned config beat it on validation, both means on validation
-    and test, and the test difference (tuned minus trial 0; negative is better for an error)
-    with the corrected CI (`Paired.worse_by`: positive means the tuned config is worse)."""
+    was chosen, and a prior (a fixed start such as `svd-defaults`); on how many the tuned
+    config beat trial 0 on validation; both means on validation and test; and the test
+    difference (tuned minus trial 0; negative is better for an error) with the corrected CI
+    (`Paired.worse_by`: positive means the tuned config is worse)."""
     rows = []
     models = set(results["model"])
     for arch, origin in provenance.items():

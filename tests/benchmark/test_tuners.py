@@ -71,12 +71,13 @@ def test_the_tuning_table_counts_folds_and_signs_the_difference():
     provenance = {
         "mf": {
             "u1": {"value": 0.89, "trial": 7, "trial0_value": 0.94},
-            "u2": {"value": 0.93, "trial": 0, "trial0_value": 0.93},
-            "u3": {"value": 0.90, "trial": 4, "trial0_value": 0.95},
+            "u2": {"value": 0.93, "trial": 0, "trial0_value": 0.93, "start": "post"},
+            "u3": {"value": 0.90, "trial": 1, "trial0_value": 0.95, "start": "svd-defaults"},
         }
     }
     row = tuning_table(results, provenance, "rmse", 0.25).iloc[0]
     assert row["folds"] == 3 and row["trial 0 chosen"] == 1 and row["tuned better on val"] == 2
+    assert row["a prior chosen"] == 1
     assert row["val rmse tuned"] == pytest.approx((0.89 + 0.93 + 0.90) / 3)
     assert row["test rmse trial 0"] == pytest.approx((0.95 + 0.92 + 0.96) / 3)
     assert row["test difference (95 % CI)"].startswith("-0.0333 [")
