@@ -50,7 +50,14 @@ def print_outcome(outcome: Outcome) -> int:
 
 def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     """The spec that the command line asks for; one `error:` line for a bad value."""
-    parser = Parser(prog="bench benchmark", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="bench benchmark",
+        description=__doc__.splitlines()[0],
+        examples=(
+            "bench benchmark --peers svd   # nested tuning per fold, with SVD as a peer",
+            "bench benchmark --protocol pinned --configs studies/pinned_configs.json --promote",
+        ),
+    )
     parser.add_argument(
         "--protocol",
         choices=["nested", "pinned", "studies"],

@@ -6,9 +6,18 @@ import argparse
 
 from bench.datasets import DEFAULT
 
+VERBOSE_LINE = "-v, --verbose anywhere on the line: the libraries' logging too"
+
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (what, where, what to do), exit 2."""
+    """An argument parser whose errors are one line (what, where, what to do), exit 2, and
+    whose help ends with examples and the `-v` flag that every command takes."""
+
+    def __init__(self, *args, examples: tuple[str, ...] = (), **kwargs):
+        lines = ["examples:", *(f"  {example}" for example in examples), ""] if examples else []
+        kwargs.setdefault("epilog", "\n".join([*lines, VERBOSE_LINE]))
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")

@@ -25,7 +25,9 @@ def _list() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
-        prog="bench data", description="List the data sets, or locate, verify and summarise one."
+        prog="bench data",
+        description="List the data sets, or locate, verify and summarise one.",
+        examples=("bench data list", "bench data --data-dir ../shared/data/ml-100k"),
     )
     parser.add_argument(
         "action",

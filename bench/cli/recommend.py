@@ -6,7 +6,11 @@ from bench.cli.common import Parser, add_data_flags, add_tracking_flag
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="bench recommend", description=__doc__)
+    parser = Parser(
+        prog="bench recommend",
+        description=__doc__,
+        examples=("bench recommend --model models:/recsys-mf-ml-100k@champion --user 196 -k 5",),
+    )
     parser.add_argument(
         "--model",
         required=True,

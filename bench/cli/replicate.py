@@ -23,7 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="bench replicate", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="bench replicate",
+        description=__doc__.splitlines()[0],
+        examples=("bench replicate --quick   # 2 epochs each: the loop, not the figures",),
+    )
     add_arguments(parser)
     spec = ReplicationSpec(**vars(parser.parse_args(argv)))
     from bench.benchmark.replication import replicate, report

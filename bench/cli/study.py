@@ -20,7 +20,13 @@ from bench.sweep.settings import DEFAULT_GRACE_S
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(prog="bench study", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="bench study",
+        description=__doc__.splitlines()[0],
+        examples=(
+            "bench study repair --storage optuna-journal.log --tracking-uri sqlite:///mlflow.db",
+        ),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     repair = commands.add_parser("repair", help="fail trials that stopped processes left running")
     add_storage_flag(repair)

@@ -34,7 +34,16 @@ DEFAULTS = SweepSettings(arch="mf")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(prog="bench sweep", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="bench sweep",
+        description=__doc__.splitlines()[0],
+        examples=(
+            "bench sweep --arch mf --trials 8 --max-epochs 10   # a first look, about 20 s",
+            "bench sweep --arch all   # the default sweep: every architecture, 240 s each",
+            "bench sweep --arch mf --study-name mf-shared --study-trials 200 "
+            "--storage postgresql+psycopg://sweeper@db-host/optuna   # on several machines",
+        ),
+    )
     parser.add_argument(
         "--arch",
         choices=[*ARCHS, "all"],

@@ -24,7 +24,11 @@ def _names(text: str, known: list[str], flag: str) -> tuple[str, ...]:
 
 def parse_args(argv: list[str] | None) -> TunerSpec:
     """The spec the command line asks for; one `error:` line for a bad value."""
-    parser = Parser(prog="bench tuners", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="bench tuners",
+        description=__doc__.splitlines()[0],
+        examples=("bench tuners --archs mf --samplers random,tpe,tpe-small --seeds 3 --trials 24",),
+    )
     add = parser.add_argument
     add("--archs", default=",".join(DEFAULTS.archs), help="comma-separated (default %(default)s)")
     add("--folds", default=",".join(DEFAULTS.folds), help="comma-separated (default %(default)s)")

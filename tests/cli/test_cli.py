@@ -250,3 +250,13 @@ def test_a_full_disk_is_said_in_its_own_words_once():
     assert "No space left on device" in line
     assert one_line(StoreFull(line)) == line
     assert one_line(ValueError("first\nsecond")) == "first"
+
+
+@pytest.mark.parametrize("command", ["sweep", "benchmark", "tuners", "replicate", "data"])
+def test_every_command_help_ends_with_examples_and_the_verbose_flag(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    examples = out.split("examples:\n", 1)[1]
+    assert examples.startswith(f"  bench {command} ")
+    assert out.rstrip().endswith("-v, --verbose anywhere on the line: the libraries' logging too")
