@@ -182,6 +182,7 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: 
         )
         clip_outliers(history, [t.value for t in complete])
         _log_optuna_figure(tracker, run_id, history, "plots/optimization_history.png")
+        _intermediate_values(tracker, run_id, study)
         if importances:
             figure = _importance_figure(importances, metric)
             tracker.log_figure(run_id, figure, "plots/param_importances.png")
@@ -218,7 +219,21 @@ def _parallel_coordinates(
     _log_optuna_figure(tracker, run_id, axes, "plots/parallel_coordinate.png", rotate=True)
 
 
-def clip_outliers(axes, values: list[float]) -> int:
+def _intermediate_values(tracker: Tracker, run_id: str, study: optuna.Study) -> None:
+    """Every trial's validation metric per epoch (pruned trials too), outliers clipped."""
+    trials = study.get_trials(deepcopy=False)
+    values = [v for t in trials for v in t.intermediate_values.values() if np.isfinite(v)]
+    if not values:
+        return
+    axes = optuna.visualization.matplotlib.plot_intermediate_values(study)
+    legend = axes.get_legend()
+    if legend is not None:  # one entry per trial: unreadable
+        legend.remove()
+    clip_outliers(axes, values, "epoch value(s)")
+    _log_optuna_figure(tracker, run_id, axes, "plots/intermediate_values.png")
+
+
+def clip_outliers(axes, values: list[float], what: str = "trial(s)") -> int:
     """Clip the y axis to the bulk of the values (up to the upper Tukey fence, Q3 + 3 IQR),
     so that one diverged trial does not flatten the rest; says in the title how many
     points lie above. The number clipped."""
@@ -231,7 +246,7 @@ def clip_outliers(axes, values: list[float]) -> int:
         return 0
     low = min(values)
     axes.set_ylim(low - 0.05 * (fence - low), fence + 0.05 * (fence - low))
-    axes.set_title(f"{axes.get_title()} ({above} trial(s) above the axis, clipped)")
+    axes.set_title(f"{axes.get_title()} ({above} {what} above the axis, clipped)")
     return above
 
 

@@ -312,7 +312,7 @@ def test_best_trial_is_the_champion_and_serves_where_bench_cannot_be_imported(
     assert f"**Best trial: {best.number}**" in note and "recsys-mf-ml-100k" in note
     assert "- `k`: 1..256 (log scale)" in note and "Not yet" not in note
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert "plots/best_trial_embeddings.png" in plots
+    assert {"plots/best_trial_embeddings.png", "plots/intermediate_values.png"} <= plots
     frame = pd.DataFrame({"user": [196], "item": [242]})
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri}
     out = subprocess.run(
