@@ -28,6 +28,7 @@ from bench.tracking.environment import environment_tags
 
 DONE = "nested_budget_done"
 NESTED_TRIALS_PER_PROCESS = 10
+NESTED_EXPERIMENT = "nested-tuning"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, sto
         storage=storage,
         tracking_uri=tracking_uri,
         study_name=name,
+        experiment=NESTED_EXPERIMENT,  # one experiment for every fold's study, not one each
         register_champion=False,  # a fold's tuning study: the benchmark registers its own
         # trials in recycled worker processes: TensorFlow's native memory of hundreds of
         # compiled structures stays out of the benchmark's own process (which crashed in

@@ -101,6 +101,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_storage_flag(parser)
     add_tracking_flag(parser)
     parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
+    parser.add_argument(
+        "--experiment",
+        help="one MLflow experiment for the studies, so that several architectures compare "
+        "in one table (default: an experiment per study, named after it)",
+    )
     add_data_flags(parser)
     add_fleet_flags(parser)
     args = parser.parse_args(argv)
@@ -203,6 +208,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         study_name=name,
+        experiment=args.experiment,
         data_dir=args.data_dir,
     )
 
@@ -255,18 +261,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbest trial per architecture, selected on validation {metric} (test never used):")
     print(table.to_string(index=False, float_format="{:.4f}".format, na_rep="-"))
     studies = {row["arch"]: row["study"] for row in rows}
-    print(where_the_results_are(tracking_uri, studies, args.dataset))
+    print(where_the_results_are(tracking_uri, studies, args.dataset, args.experiment))
     return 0
 
 
-def where_the_results_are(tracking_uri: str, studies: dict[str, str], dataset: str) -> str:
-    """The closing lines: how to open the runs in MLflow (one experiment per study), and
-    the champions' model URIs."""
+def where_the_results_are(
+    tracking_uri: str, studies: dict[str, str], dataset: str, experiment: str | None = None
+) -> str:
+    """The closing lines: how to open the runs in MLflow (the shared experiment, or one per
+    study), and the champions' model URIs."""
     from bench.tracking.serving import registered_name
 
     label = get_dataset(dataset).label
     remote = tracking_uri.startswith(("http://", "https://"))
     ui = f"open {tracking_uri}" if remote else f"mlflow ui --backend-store-uri {tracking_uri}"
     models = ", ".join(f"models:/{registered_name(arch, label)}@champion" for arch in studies)
-    experiments = ", ".join(studies.values())
-    return f"\nruns: {ui}  (experiments {experiments})\nchampions: {models}"
+    names = [experiment] if experiment else list(studies.values())
+    experiments = f"experiment{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    return f"\nruns: {ui}  ({experiments})\nchampions: {models}"

@@ -133,6 +133,8 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
 
 def experiment_description(settings: SweepSettings) -> str:
     """The experiment page's text: what the study is and how to read its runs."""
+    if settings.experiment:
+        return SHARED_EXPERIMENT
     return (
         f"Optuna study **{settings.name}**: tunes `{settings.arch}` on {settings.dataset}, "
         f"split `{settings.split}`, minimising validation {settings.metric.upper()}. The "
@@ -142,6 +144,18 @@ def experiment_description(settings: SweepSettings) -> str:
         f"`trial-NNNN (best)` and tagged `best_trial=true`. Test metrics are logged for "
         f"every completed trial and never shown to Optuna."
     )
+
+
+SHARED_EXPERIMENT = (
+    "Several Optuna studies (`--experiment`): one parent run `study-NAME` per study, each "
+    "with its description, best figures (under the trials' metric names), plots and "
+    "`trials.csv`; expand a parent (the + beside its name) for one nested run per trial. "
+    "Filter with `tags.study = 'NAME'` (a study's runs) or `tags.arch = 'mf'` (its parent); "
+    "the parents compare in one table. "
+    "The best trial of each study is named `trial-NNNN (best)` and tagged "
+    "`best_trial=true`. Test metrics are logged for every completed trial and never shown "
+    "to Optuna."
+)
 
 
 def with_result(description: str, result: str) -> str:

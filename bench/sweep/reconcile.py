@@ -123,7 +123,9 @@ class Reconciler:
         """RUNNING trial runs whose Optuna trial failed without them (a heartbeat check)."""
         repairs = []
         runs = self.tracker.client.search_runs(
-            [self.experiment_id], RUNNING_RUNS, max_results=MAX_RUNS
+            [self.experiment_id],
+            f"{RUNNING_RUNS} and tags.study = '{self.study.study_name}'",
+            max_results=MAX_RUNS,
         )
         for run in runs:
             number = run.data.tags.get("trial_number")
@@ -161,7 +163,9 @@ class Reconciler:
 
     def _find_run(self, number: int) -> str | None:
         runs = self.tracker.client.search_runs(
-            [self.experiment_id], f"tags.trial_number = '{number}'", max_results=1
+            [self.experiment_id],
+            f"tags.trial_number = '{number}' and tags.study = '{self.study.study_name}'",
+            max_results=1,
         )
         return runs[0].info.run_id if runs else None
 

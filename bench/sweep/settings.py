@@ -34,9 +34,15 @@ class SweepSettings:
     storage: str | None = None  # default: optuna-journal.log beside the MLflow SQLite file
     tracking_uri: str | None = None
     study_name: str | None = None
+    experiment: str | None = None  # the MLflow experiment; None: one named after the study
     sparse_updates: bool = False  # row-sparse Adam on embedding tables (TrainOptions)
     register_champion: bool = True  # nested tuning's per-fold studies register none
     data_dir: str | None = None
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment the study's runs go to."""
+        return self.experiment or self.name
 
     @property
     def name(self) -> str:

@@ -73,6 +73,7 @@ MISSING_IDENTITY = {  # what a study made before the key existed was run with
     "pruner": "median",
     "max_epochs": None,
     "sparse_updates": False,
+    "experiment": None,
 }
 
 
@@ -90,6 +91,7 @@ def _identity(settings: SweepSettings) -> dict:
         "pruner": settings.pruner,
         "max_epochs": settings.max_epochs,
         "sparse_updates": settings.sparse_updates,
+        "experiment": settings.experiment,
         "space_version": space_version(get_arch(settings.arch)),
     }
 
@@ -119,7 +121,9 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
     with opened(tracking_uri) as tracker:
-        experiment_id = tracker.experiment(settings.name, experiment_description(settings))
+        experiment_id = tracker.experiment(
+            settings.experiment_name, experiment_description(settings)
+        )
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:

@@ -413,3 +413,21 @@ def test_one_diverged_trial_does_not_flatten_the_history_plot():
     before = calm.get_ylim()
     assert clip_outliers(calm, values[:-1]) == 0 and calm.get_ylim() == before
     plt.close("all")
+
+
+def test_studies_of_several_architectures_share_one_experiment(small_split, tiny):
+    from bench.sweep.descriptions import SHARED_EXPERIMENT
+
+    studies = {arch: run_study(tiny(arch, n_trials=2, experiment="sweep"), small_split)
+               for arch in ("mf", "nnmf")}  # fmt: skip
+    client = MlflowClient(tiny("mf").tracking_uri)
+    experiment = client.get_experiment_by_name("sweep")
+    assert experiment.tags["mlflow.note.content"] == SHARED_EXPERIMENT
+    runs = client.search_runs([experiment.experiment_id])
+    for arch, study in studies.items():
+        parent = study.user_attrs["mlflow_parent_run_id"]
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+        assert sorted(r.data.tags["trial_number"] for r in children) == ["0", "1"]
+        assert {r.data.tags["study"] for r in children} == {study.study_name}
+        assert client.get_run(parent).data.tags["arch"] == arch
+    assert len(runs) == 2 + 4 and client.get_experiment_by_name("mf-seed") is None

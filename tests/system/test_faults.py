@@ -68,8 +68,7 @@ def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp
     assert sum(bool(TRIAL_LINE.match(line)) for line in invocation.lines()) == 8
     out = invocation.out.read_text().splitlines()  # it ends saying where the results are
     assert out[-2] == (
-        f"runs: mlflow ui --backend-store-uri {stores.tracking_uri}  "
-        "(experiments synthetic-mf-seed)"
+        f"runs: mlflow ui --backend-store-uri {stores.tracking_uri}  (experiment synthetic-mf-seed)"
     )
     assert out[-1] == "champions: models:/recsys-mf-synthetic@champion"
 
