@@ -53,10 +53,20 @@ class Predictor(Protocol):
         """Fit on the split's training part."""
 
 
+GRID_PAIRS = 1 << 17  # pairs scored per call: a factor model's gathers stay ~100 MB
+
+
 def _score_grid(predict: Predict, n_users: int, n_items: int) -> np.ndarray:
-    users = np.repeat(np.arange(n_users, dtype="int32"), n_items)
-    items = np.tile(np.arange(n_items, dtype="int32"), n_users)
-    return predict(users, items).reshape(n_users, n_items)
+    """Every (user, item) score, a block of users at a time (all 1.6M pairs of
+    MovieLens-100k at once took 4.5 GB for a 100-factor SVD's gathered vectors)."""
+    items = np.arange(n_items, dtype="int32")
+    rows = max(1, GRID_PAIRS // max(n_items, 1))
+    grid = np.empty((n_users, n_items), dtype="float64")
+    for start in range(0, n_users, rows):
+        users = np.arange(start, min(start + rows, n_users), dtype="int32")
+        scores = predict(np.repeat(users, n_items), np.tile(items, len(users)))
+        grid[start : start + len(users)] = np.asarray(scores).reshape(len(users), n_items)
+    return grid
 
 
 def _grid_of(predict: Predict, split: Split) -> Callable[[], np.ndarray]:

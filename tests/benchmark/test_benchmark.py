@@ -417,3 +417,15 @@ def test_a_one_fold_summary_says_it_has_no_interval_instead_of_zeros_and_nans():
     text = " ".join(map(str, row.to_numpy()))
     assert "one fold: no interval" in text
     assert "nan" not in text and "± 0.0000" not in text
+
+
+def test_the_score_grid_is_every_pair_scored_in_bounded_blocks():
+    calls = []
+
+    def predict(users, items):
+        calls.append(len(users))
+        return users * 1000.0 + items
+
+    grid = predictors._score_grid(predict, 2000, 300)
+    assert grid.shape == (2000, 300) and grid[1234, 56] == 1234056 and grid[1999, 299] == 1999299
+    assert max(calls) <= predictors.GRID_PAIRS and sum(calls) == 2000 * 300
