@@ -20,7 +20,7 @@ from bench.errors import BenchError
 if TYPE_CHECKING:
     import optuna
 
-SMALL_BUDGET_STARTUP = 4  # random trials before TPE models the space (after trial 0)
+SMALL_BUDGET_STARTUP = 4  # finished trials before TPE models the space (fixed starts count)
 MEDIAN_STARTUP_TRIALS = 5
 WARMUP_EPOCHS = 3  # epochs every trial runs before a pruner may stop it
 
@@ -73,8 +73,9 @@ SAMPLERS: dict[str, Entry] = {
             constant_liar=True,  # parallel workers do not all draw the same point
             warn_independent_sampling=False,
         ),
-        f"TPE for small budgets: {SMALL_BUDGET_STARTUP} random start-up trials, multivariate, "
-        "grouped for conditional parameters, constant liar for parallel workers",
+        f"TPE for small budgets: model-based from the {SMALL_BUDGET_STARTUP + 1}th trial (trial 0 "
+        "and the priors among the first, the rest random), multivariate, grouped for "
+        "conditional parameters, constant liar for parallel workers",
     ),
     "qmc": Entry(
         _sampler("QMCSampler", scramble=True, warn_independent_sampling=False),
