@@ -171,10 +171,19 @@ class Tracker:
                     self.client.create_experiment(name, self.artifact_location(name))
                 found = self.client.get_experiment_by_name(name)
             if description and not found.tags.get(NOTE_TAG):
-                self.client.set_experiment_tag(found.experiment_id, NOTE_TAG, description)
+                self._describe(found.experiment_id, description)
             return found.experiment_id
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
+
+    def _describe(self, experiment_id: str, description: str) -> None:
+        """Set the experiment's description; another process that set it at the same
+        instant (a unique-key race in the tags table) wins, which is as good."""
+        try:
+            self.client.set_experiment_tag(experiment_id, NOTE_TAG, description)
+        except MlflowException:
+            if not self.client.get_experiment(experiment_id).tags.get(NOTE_TAG):
+                raise
 
     def start_run(
         self,

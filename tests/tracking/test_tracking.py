@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from bench.archs.mf import MFConfig
+from bench.errors import BenchError
 from bench.tracking.tracker import Tracker, resolve_tracking_uri
 from bench.training.options import TrainOptions
 from bench.training.train import train
@@ -80,3 +81,28 @@ def test_two_stores_in_one_process_do_not_cross(tmp_path, small_split):
     assert MlflowClient(first.uri).get_run(run_a).data.metrics == {"x": 1.0}
     assert MlflowClient(second.uri).get_run(run_b).data.metrics == {"x": 2.0}
     assert len(MlflowClient(first.uri).search_runs([first.experiment("same-name")])) == 1
+
+
+def test_two_processes_describing_one_experiment_at_once_both_go_on(tmp_path):
+    """The loser of the race on the tags table's key finds the description set: no error."""
+    from mlflow.exceptions import MlflowException
+
+    from bench.tracking.tracker import NOTE_TAG
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    real = tracker.client.set_experiment_tag
+
+    def raced(experiment_id, key, value):
+        real(experiment_id, key, "the other process's text")  # it got there first
+        raise MlflowException('duplicate key value violates "experiment_tag_pk"')
+
+    tracker.client.set_experiment_tag = raced
+    experiment_id = tracker.experiment("raced", "my text")
+    assert tracker.client.get_experiment(experiment_id).tags[NOTE_TAG] == "the other process's text"
+
+    def failing(experiment_id, key, value):
+        raise MlflowException("the store refused")
+
+    tracker.client.set_experiment_tag = failing
+    with pytest.raises(BenchError, match="the store refused"):
+        tracker.experiment("not described", "text")
