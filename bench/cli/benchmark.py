@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from bench.archs import ARCHS
 from bench.benchmark.spec import PEERS, POST_ARCHS, BenchmarkSpec, Budget
 from bench.cli.common import (
-    Parser,
     add_data_flags,
     add_seed_flag,
     add_storage_flag,
     add_tracking_flag,
+    command_parser,
 )
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
@@ -50,13 +50,11 @@ def print_outcome(outcome: Outcome) -> int:
 
 def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     """The spec that the command line asks for; one `error:` line for a bad value."""
-    parser = Parser(
-        prog="bench benchmark",
-        description=__doc__.splitlines()[0],
-        examples=(
-            "bench benchmark --peers svd   # nested tuning per fold, with SVD as a peer",
-            "bench benchmark --protocol pinned --configs studies/pinned_configs.json --promote",
-        ),
+    parser = command_parser(
+        "benchmark",
+        __doc__,
+        "bench benchmark --peers svd   # nested tuning per fold, with SVD as a peer",
+        "bench benchmark --protocol pinned --configs studies/pinned_configs.json --promote",
     )
     parser.add_argument(
         "--protocol",

@@ -23,6 +23,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
+def command_parser(command: str, doc: str, *examples: str) -> Parser:
+    """The parser of `bench COMMAND`, described by the first line of `doc`."""
+    return Parser(
+        prog=f"bench {command}", description=doc.strip().splitlines()[0], examples=examples
+    )
+
+
 STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
 
 

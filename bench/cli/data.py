@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.cli.common import Parser, add_data_flags
+from bench.cli.common import add_data_flags, command_parser
 from bench.datasets import DATASETS
 from bench.datasets.csvfile import PREFIX as CSV_PREFIX
 
@@ -24,10 +24,11 @@ def _list() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(
-        prog="bench data",
-        description="List the data sets, or locate, verify and summarise one.",
-        examples=("bench data list", "bench data --data-dir ../shared/data/ml-100k"),
+    parser = command_parser(
+        "data",
+        "List the data sets, or locate, verify and summarise one.",
+        "bench data list",
+        "bench data --data-dir ../shared/data/ml-100k",
     )
     parser.add_argument(
         "action",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bench.cli.common import Parser, add_data_flags, add_tracking_flag
+from bench.cli.common import add_data_flags, add_tracking_flag, command_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(
-        prog="bench recommend",
-        description=__doc__,
-        examples=("bench recommend --model models:/recsys-mf-ml-100k@champion --user 196 -k 5",),
+    parser = command_parser(
+        "recommend",
+        __doc__,
+        "bench recommend --model models:/recsys-mf-ml-100k@champion --user 196 -k 5",
     )
     parser.add_argument(
         "--model",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bench.benchmark.spec import QUICK_EPOCHS, ReplicationSpec
-from bench.cli.common import Parser, add_data_flags, add_seed_flag, add_tracking_flag
+from bench.cli.common import add_data_flags, add_seed_flag, add_tracking_flag, command_parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(
-        prog="bench replicate",
-        description=__doc__.splitlines()[0],
-        examples=("bench replicate --quick   # 2 epochs each: the loop, not the figures",),
+    parser = command_parser(
+        "replicate",
+        __doc__,
+        "bench replicate --quick   # 2 epochs each: the loop, not the figures",
     )
     add_arguments(parser)
     spec = ReplicationSpec(**vars(parser.parse_args(argv)))

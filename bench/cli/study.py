@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli.common import Parser, add_storage_flag, add_tracking_flag
+from bench.cli.common import add_storage_flag, add_tracking_flag, command_parser
 from bench.errors import BenchError
 from bench.sweep.settings import DEFAULT_GRACE_S
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(
-        prog="bench study",
-        description=__doc__.splitlines()[0],
-        examples=(
-            "bench study repair --storage optuna-journal.log --tracking-uri sqlite:///mlflow.db",
-        ),
+    parser = command_parser(
+        "study",
+        __doc__,
+        "bench study repair --storage optuna-journal.log --tracking-uri sqlite:///mlflow.db",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     repair = commands.add_parser("repair", help="fail trials that stopped processes left running")

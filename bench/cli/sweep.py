@@ -12,12 +12,12 @@ import argparse
 import bench.sweep.samplers as samplers
 from bench.archs import ARCHS, get_arch
 from bench.cli.common import (
-    Parser,
     add_data_flags,
     add_seed_flag,
     add_storage_flag,
     add_tracking_flag,
     add_tuning_flags,
+    command_parser,
 )
 from bench.datasets import get_dataset
 from bench.errors import BenchError
@@ -34,15 +34,13 @@ DEFAULTS = SweepSettings(arch="mf")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = Parser(
-        prog="bench sweep",
-        description=__doc__.splitlines()[0],
-        examples=(
-            "bench sweep --arch mf --trials 8 --max-epochs 10   # a first look, about 20 s",
-            "bench sweep --arch all   # the default sweep: every architecture, 240 s each",
-            "bench sweep --arch mf --study-name mf-shared --study-trials 200 "
-            "--storage postgresql+psycopg://sweeper@db-host/optuna   # on several machines",
-        ),
+    parser = command_parser(
+        "sweep",
+        __doc__,
+        "bench sweep --arch mf --trials 8 --max-epochs 10   # a first look, about 20 s",
+        "bench sweep --arch all   # the default sweep: every architecture, 240 s each",
+        "bench sweep --arch mf --study-name mf-shared --study-trials 200 "
+        "--storage postgresql+psycopg://sweeper@db-host/optuna   # on several machines",
     )
     parser.add_argument(
         "--arch",

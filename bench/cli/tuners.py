@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.archs import ARCHS
 from bench.benchmark.spec import TunerSpec
-from bench.cli.common import Parser, add_data_flags, add_tracking_flag
+from bench.cli.common import add_data_flags, add_tracking_flag, command_parser
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
 from bench.sweep import samplers
@@ -24,10 +24,10 @@ def _names(text: str, known: list[str], flag: str) -> tuple[str, ...]:
 
 def parse_args(argv: list[str] | None) -> TunerSpec:
     """The spec the command line asks for; one `error:` line for a bad value."""
-    parser = Parser(
-        prog="bench tuners",
-        description=__doc__.splitlines()[0],
-        examples=("bench tuners --archs mf --samplers random,tpe,tpe-small --seeds 3 --trials 24",),
+    parser = command_parser(
+        "tuners",
+        __doc__,
+        "bench tuners --archs mf --samplers random,tpe,tpe-small --seeds 3 --trials 24",
     )
     add = parser.add_argument
     add("--archs", default=",".join(DEFAULTS.archs), help="comma-separated (default %(default)s)")
