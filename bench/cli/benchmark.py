@@ -1,10 +1,11 @@
-"""`bench benchmark`: the scheduled benchmark job; flags in, a `BenchmarkSpec` out.
+"""The scheduled benchmark job: every fold, tuned models and baselines, gated against a reference.
 
-Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
+Flags in, a `BenchmarkSpec` out. Exit codes: 0 no regression, 1 regression, 2 the job itself failed.
 """
 
 from __future__ import annotations
 
+import argparse
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,89 +57,56 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         "bench benchmark --peers svd   # nested tuning per fold, with SVD as a peer",
         "bench benchmark --protocol pinned --configs studies/pinned_configs.json --promote",
     )
-    parser.add_argument(
+    what = parser.add_argument_group("what to run")
+    what.add_argument(
         "--protocol",
         choices=["nested", "pinned", "studies"],
         default="nested",
         help="nested: tune each fold on its training part (default); pinned: the --configs "
         "file; studies: best trials of the sweep studies (tuned on data overlapping the folds)",
     )
-    parser.add_argument(
+    what.add_argument(
         "--configs", type=Path, help="pinned-config JSON file (with --protocol pinned)"
     )
-    parser.add_argument(
-        "--from-studies", action="store_true", help="the same as --protocol studies"
+    what.add_argument("--from-studies", action="store_true", help="the same as --protocol studies")
+    what.add_argument(
+        "--archs",
+        default=",".join(POST_ARCHS),
+        help="comma-separated (default: the post's three); all: every registered one",
     )
-    parser.add_argument(
-        "--tune-trials",
-        type=int,
-        default=Budget.trials,
-        help="nested tuning's trials per fold and architecture (default %(default)s)",
-    )
-    parser.add_argument(
-        "--tune-timeout",
-        type=float,
-        default=Budget.timeout,
-        help="seconds per fold and architecture (0: none)",
-    )
-    parser.add_argument(
-        "--valid-fraction",
-        type=float,
-        default=Budget.valid_fraction,
-        help="share of each fold's training part that nested tuning validates on "
-        "(default %(default)s)",
-    )
-    parser.add_argument(
-        "--metric",
-        choices=TUNABLE,
-        default=Budget.metric,
-        help="validation metric nested tuning selects configs on; part of the run's identity "
-        "(default %(default)s)",
-    )
-    parser.add_argument(
+    what.add_argument(
         "--peers",
         nargs="?",
         const=",".join(PEERS),
         default="",
         help="add scikit-surprise peers tuned with the same budget: alone, all of "
-        f"{','.join(PEERS)}; or a comma-separated subset",
+        f"{','.join(PEERS)}; or a comma-separated subset (default: none)",
     )
-    parser.add_argument("--study-split", default="seed", help="split of the studies to read")
-    add_storage_flag(parser, "Optuna storage of the nested and sweep studies")
-    add_data_flags(parser)
-    parser.add_argument(
-        "--archs",
-        default=",".join(POST_ARCHS),
-        help="comma-separated (default: the post's three); all: every registered one",
+    what.add_argument("--folds", help="comma-separated folds (default: the data set's)")
+    what.add_argument(
+        "--seeds", type=int, default=0, help="N seed-style splits instead of folds (default: 0)"
     )
-    parser.add_argument("--folds", help="comma-separated folds (default: the data set's)")
-    parser.add_argument("--seeds", type=int, default=0, help="N seed-style splits instead of folds")
-    parser.add_argument(
-        "--baseline", type=Path, help="results.csv of an earlier run to gate against"
+    what.add_argument(
+        "--max-epochs", type=int, help=f"cap epochs (nested default {Budget.max_epochs})"
     )
-    parser.add_argument(
-        "--promote",
-        action="store_true",
-        help="make this run the reference that later runs of the same identity are gated "
-        "against, until another run is promoted (without one: the latest finished run)",
-    )
-    parser.add_argument(
-        "--min-delta",
-        type=float,
-        default=0.005,
-        help="the smallest worsening of a mean metric that fails the gate (default %(default)s)",
-    )
-    parser.add_argument(
+    add_seed_flag(what, "tuning, split and training seed")
+    _add_tuning_group(parser.add_argument_group("nested tuning (--protocol nested)"))
+    _add_gate_group(parser.add_argument_group("regression gate (exit 1 on a regression)"))
+    stores = parser.add_argument_group("stores and report")
+    add_storage_flag(stores, "Optuna storage of the nested and sweep studies")
+    add_tracking_flag(stores)
+    stores.add_argument(
         "--report-dir",
         type=Path,
         default=Path("reports/benchmark"),
         help="where report.md, report.html, results.csv and figures go (default %(default)s)",
     )
-    parser.add_argument(
-        "--max-epochs", type=int, help=f"cap epochs (nested default {Budget.max_epochs})"
+    stores.add_argument(
+        "--study-split",
+        default="seed",
+        help="split of the sweep studies to read, with --protocol studies (default %(default)s)",
     )
-    add_seed_flag(parser, "tuning, split and training seed")
-    add_tracking_flag(parser)
+    add_data_flags(parser.add_argument_group("data"))
     args = parser.parse_args(argv)
     if args.peers:
         from bench.benchmark.peers import require_surprise
@@ -158,6 +126,54 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     fields["folds"] = tuple(f for f in (args.folds or "").split(",") if f)
     fields["peers"] = tuple(p for p in args.peers.split(",") if p)
     return BenchmarkSpec(**fields)
+
+
+def _add_tuning_group(group: argparse._ArgumentGroup) -> None:
+    """Nested tuning's budget and selection metric."""
+    group.add_argument(
+        "--tune-trials",
+        type=int,
+        default=Budget.trials,
+        help="trials per fold and architecture (default %(default)s)",
+    )
+    group.add_argument(
+        "--tune-timeout",
+        type=float,
+        default=Budget.timeout,
+        help="seconds per fold and architecture (default %(default)g; 0: none)",
+    )
+    group.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=Budget.valid_fraction,
+        help="share of each fold's training part that tuning validates on (default %(default)s)",
+    )
+    group.add_argument(
+        "--metric",
+        choices=TUNABLE,
+        default=Budget.metric,
+        help="validation metric configs are selected on; part of the run's identity "
+        "(default %(default)s)",
+    )
+
+
+def _add_gate_group(group: argparse._ArgumentGroup) -> None:
+    """What a run is gated against, and how much worse fails it."""
+    group.add_argument(
+        "--baseline", type=Path, help="results.csv of an earlier run to gate against"
+    )
+    group.add_argument(
+        "--promote",
+        action="store_true",
+        help="make this run the reference that later runs of the same identity are gated "
+        "against, until another run is promoted (without one: the latest finished run)",
+    )
+    group.add_argument(
+        "--min-delta",
+        type=float,
+        default=0.005,
+        help="the smallest worsening of a mean metric that fails the gate (default %(default)s)",
+    )
 
 
 def run(spec: BenchmarkSpec, data: RatingData | None = None) -> int:

@@ -33,7 +33,7 @@ def command_parser(command: str, doc: str, *examples: str) -> Parser:
 STORAGE_DEFAULT = "$BENCH_STORAGE, else optuna-journal.log beside the MLflow SQLite file"
 
 
-def add_data_flags(parser: argparse.ArgumentParser) -> None:
+def add_data_flags(parser: argparse._ActionsContainer) -> None:
     """--dataset and --data-dir: which data set, and where its files are."""
     parser.add_argument(
         "--dataset",
@@ -46,7 +46,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_tracking_flag(parser: argparse.ArgumentParser) -> None:
+def add_tracking_flag(parser: argparse._ActionsContainer) -> None:
     """--tracking-uri: the MLflow store."""
     parser.add_argument(
         "--tracking-uri",
@@ -54,20 +54,20 @@ def add_tracking_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_storage_flag(parser: argparse.ArgumentParser, what: str = "Optuna storage") -> None:
+def add_storage_flag(parser: argparse._ActionsContainer, what: str = "Optuna storage") -> None:
     """--storage: where the Optuna studies live."""
     parser.add_argument(
         "--storage", help=f"{what}: a journal file or database URL (default: {STORAGE_DEFAULT})"
     )
 
 
-def add_seed_flag(parser: argparse.ArgumentParser, what: str) -> None:
+def add_seed_flag(parser: argparse._ActionsContainer, what: str) -> None:
     """--seed, default 0."""
     parser.add_argument("--seed", type=int, default=0, help=f"{what} (default %(default)s)")
 
 
 def add_tuning_flags(
-    parser: argparse.ArgumentParser, choices: tuple[list[str], list[str]], defaults: tuple
+    parser: argparse._ActionsContainer, choices: tuple[list[str], list[str]], defaults: tuple
 ) -> None:
     """--sampler, --pruner and --patience: how a study searches and how long a trial trains.
     The caller passes the registered names (this module imports nothing heavy, so `bench

@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--grace-period",
         type=int,
         default=DEFAULT_GRACE_S,
-        help="on a database: fail trials whose last heartbeat is older than this (seconds)",
+        help="on a database: fail trials whose last heartbeat is older than this many seconds "
+        "(default %(default)s)",
     )
     args = parser.parse_args(argv)
     if args.grace_period < 1:

@@ -42,76 +42,83 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "bench sweep --arch mf --study-name mf-shared --study-trials 200 "
         "--storage postgresql+psycopg://sweeper@db-host/optuna   # on several machines",
     )
-    parser.add_argument(
+    tune = parser.add_argument_group("what to tune")
+    tune.add_argument(
         "--arch",
         choices=[*ARCHS, "all"],
         default="all",
         help="the architecture to tune, one study each (default %(default)s: every one)",
     )
-    parser.add_argument(
+    tune.add_argument(
         "--trials",
         type=int,
         help=f"this invocation's trials per architecture (default {DEFAULTS.n_trials}; "
         "with --study-trials alone: until the study holds that many)",
     )
-    parser.add_argument(
+    tune.add_argument(
         "--timeout",
         type=float,
         default=DEFAULTS.timeout,
-        help="seconds per architecture (0: no limit)",
+        help="seconds per architecture (default %(default)g; 0: no limit)",
     )
-    parser.add_argument(
-        "--split", default=DEFAULTS.split, help="seed, or one of the data set's folds"
+    tune.add_argument(
+        "--split",
+        default=DEFAULTS.split,
+        help="seed (a seeded random split), or one of the data set's folds (default %(default)s)",
     )
-    add_seed_flag(parser, "sampler, split, init and batch-order seed")
-    parser.add_argument(
+    add_seed_flag(tune, "sampler, split, init and batch-order seed")
+    tune.add_argument(
         "--valid-fraction",
         type=float,
         default=DEFAULTS.valid_fraction,
         help="share of the training part held out for validation (default %(default)s)",
     )
-    parser.add_argument(
+    tune.add_argument(
         "--metric",
         choices=TUNABLE,
         default=DEFAULTS.metric,
         help="validation metric the trials minimise (default %(default)s)",
     )
+    search = parser.add_argument_group("how to search")
     add_tuning_flags(
-        parser,
+        search,
         (list(samplers.SAMPLERS), list(samplers.PRUNERS)),
         (DEFAULTS.sampler, DEFAULTS.pruner, DEFAULTS.patience),
     )
-    parser.add_argument(
+    search.add_argument(
         "--workers",
         type=int,
         default=DEFAULTS.workers,
         help="worker processes on the study, each with cores / N threads (default %(default)s)",
     )
-    parser.add_argument(
+    tune.add_argument(
         "--max-epochs", type=int, help="cap on a trial's epochs (default: the space's own)"
     )
-    parser.add_argument(
+    search.add_argument(
         "--sparse-updates",
         action="store_true",
         help="row-sparse Adam on embedding tables: a step costs its batch, not the tables "
         "(for large data sets; see README's Performance)",
     )
-    add_storage_flag(parser)
-    add_tracking_flag(parser)
-    parser.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
-    parser.add_argument(
+    stores = parser.add_argument_group("where the results go")
+    add_storage_flag(stores)
+    add_tracking_flag(stores)
+    stores.add_argument("--study-name", help="default ARCH-SPLIT; with --arch all, NAME-ARCH")
+    stores.add_argument(
         "--experiment",
         help="one MLflow experiment for the studies, so that several architectures compare "
         "in one table (default: an experiment per study, named after it)",
     )
-    add_data_flags(parser)
-    add_fleet_flags(parser)
+    add_data_flags(parser.add_argument_group("data"))
+    add_fleet_flags(
+        parser.add_argument_group("one study on several machines (docs/several-machines.md)")
+    )
     args = parser.parse_args(argv)
     validate(args)
     return args
 
 
-def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
+def add_fleet_flags(parser: argparse._ActionsContainer) -> None:
     """The flags for one study run by several invocations (README: several machines)."""
     parser.add_argument(
         "--study-trials",
@@ -129,7 +136,7 @@ def add_fleet_flags(parser: argparse.ArgumentParser) -> None:
         "--grace-period",
         type=int,
         default=DEFAULT_GRACE_S,
-        help="seconds without a heartbeat after which a trial is failed",
+        help="seconds without a heartbeat after which a trial is failed (default %(default)s)",
     )
     parser.add_argument(
         "--outage-tolerance",

@@ -206,32 +206,54 @@ def test_a_bad_mlflow_store_is_named_as_the_mlflow_store(tmp_path, capsys, monke
 
 
 def _flags_without_help(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    """Flags with no help text, or with a default value their help does not state."""
     missing = []
     for action in parser._actions:
+        name = f"{prefix} {'/'.join(action.option_strings) or action.dest}"
         if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                missing += _flags_without_help(sub, f"{prefix} {name}")
+            for sub_name, sub in action.choices.items():
+                missing += _flags_without_help(sub, f"{prefix} {sub_name}")
         elif not action.help:
-            missing.append(f"{prefix} {'/'.join(action.option_strings) or action.dest}")
+            missing.append(name)
+        elif action.default not in (None, False, argparse.SUPPRESS) and "default" not in (
+            action.help
+        ):
+            missing.append(f"{name} (its default {action.default!r} unsaid)")
     return missing
 
 
-def test_every_flag_of_every_command_has_help_text(monkeypatch):
+def _command_parsers(monkeypatch) -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser, as `bench COMMAND --help` builds it."""
     from bench.cli import COMMANDS
 
-    parsers = []
+    parsers = {}
 
     def captured(self, *args, **kwargs):
-        parsers.append(self)
+        parsers[self.prog.removeprefix("bench ")] = self
         raise SystemExit(0)
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", captured)
-    missing = []
     for command in COMMANDS:
         with pytest.raises(SystemExit):
             main([command, "--help"])
-        missing += _flags_without_help(parsers[-1], f"bench {command}")
+    return parsers
+
+
+def test_every_flag_of_every_command_has_help_text_with_its_default(monkeypatch):
+    missing = []
+    for command, parser in _command_parsers(monkeypatch).items():
+        missing += _flags_without_help(parser, f"bench {command}")
     assert missing == []
+
+
+def test_the_long_commands_group_their_flags_by_concern(monkeypatch):
+    parsers = _command_parsers(monkeypatch)
+    for command in ("sweep", "benchmark"):
+        groups = [g for g in parsers[command]._action_groups[2:]]  # after argparse's own two
+        assert len(groups) >= 4, command
+        ungrouped = [a for a in parsers[command]._optionals._group_actions if a.dest != "help"]
+        assert ungrouped == [], command  # every flag sits in a named group
+        assert all(group._group_actions for group in groups), command
 
 
 def test_a_full_disk_is_said_in_its_own_words_once():
