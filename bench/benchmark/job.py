@@ -19,6 +19,7 @@ import pandas as pd
 from bench.benchmark.configs import Job, resolve_configs, write_pinned
 from bench.benchmark.predictors import BASELINES, as_predictor, evaluate
 from bench.benchmark.records import (
+    GATED_TAG,
     _machine_tags,
     log_fold,
     model_identity,
@@ -177,7 +178,12 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
     parent_id = tracker.start_run(
         experiment_id,
         run_name,
-        tags={**identity, **environment_tags(), **_machine_tags()},
+        tags={
+            **identity,
+            **environment_tags(),
+            **_machine_tags(),
+            GATED_TAG: against if previous is not None else "nothing: no earlier comparable run",
+        },
         description=benchmark_description(
             job.source, [s.name for s in splits], [*job.configs, *BASELINES]
         ),

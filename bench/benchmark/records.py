@@ -63,6 +63,7 @@ def run_identity(job: Job, spec: BenchmarkSpec, data: RatingData, folds: str) ->
 
 
 REFERENCE_TAG = "bench.reference"  # "true" on runs a person promoted (--promote)
+GATED_TAG = "bench.gated_against"  # the run (or file) a benchmark run was compared with
 
 
 def previous_results(

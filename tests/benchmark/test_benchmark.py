@@ -247,6 +247,16 @@ def test_a_promoted_reference_fails_every_run_that_regresses_until_it_is_fixed(
     monkeypatch.undo()
     assert benchmark_cli.run(_job_args(tmp_path, *args), small_data) == 0  # fixed
     assert "than the reference run benchmark-" in capsys.readouterr().out
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(benchmark.EXPERIMENT).experiment_id
+    parents = client.search_runs([experiment], "tags.`bench.reference` != ''")
+    [reference] = parents  # promoted once; the runs table says which run each was gated against
+    jobs = client.search_runs([experiment], "tags.`bench.gated_against` != ''")
+    gated = sorted((r.info.start_time, r.data.tags["bench.gated_against"]) for r in jobs)
+    assert [against for _, against in gated] == [
+        "nothing: no earlier comparable run",
+        *[f"reference run {reference.info.run_name}"] * 3,
+    ]
 
 
 def test_bad_config_file_is_a_clear_error(tmp_path):

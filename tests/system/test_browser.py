@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -81,7 +82,8 @@ def _build_store(folder: Path) -> str:
              "--folds", "u1",
              "--tracking-uri", uri, "--report-dir", str(folder / "report")]
         )  # fmt: skip
-        benchmark_cli.run(args, data)
+        benchmark_cli.run(replace(args, promote=True), data)  # the reference a person promoted
+        benchmark_cli.run(args, data)  # the next night's run, gated against it
     return uri
 
 
@@ -205,7 +207,8 @@ def test_study_parent_expands_to_its_trials_and_pruned_trials_say_so(server, bro
     trials = _trial_names(server, experiment)
     assert {trials[0], "trial-0001 (pruned)", trials[2], "trial-0003 (pruned)"} <= names
     assert sum(name.endswith(" (best)") for name in (trials[0], trials[2])) == 1
-    _toggle_columns(page, ["Dataset", "Source", "Models", "trial_state", "val_mae", "test_mae"])
+    columns = ["Dataset", "Source", "Models", "trial_state", "best_trial", "val_mae", "test_mae"]  # fmt: skip
+    _toggle_columns(page, columns)
     state_cells = page.locator("[role=gridcell][col-id='tags.`trial_state`']")
     assert sorted(state_cells.all_inner_texts()) == [
         "-",
@@ -214,7 +217,23 @@ def test_study_parent_expands_to_its_trials_and_pruned_trials_say_so(server, bro
         "PRUNED",
         "PRUNED",
     ]
+    best = next(name for name in names if name.endswith(" (best)"))
+    number = next(number for number, name in trials.items() if name == best)
+    assert _cell(page, f"study-{STUDY}", "metrics.`best_trial`") == str(number)
+    for metric in ("val_mae", "test_mae"):  # the parent shows its best trial's figures
+        assert (
+            _cell(page, f"study-{STUDY}", f"metrics.`{metric}`")
+            == _cell(page, best, f"metrics.`{metric}`")
+            != "-"
+        )
     page.screenshot(path=SHOTS / "1_study_runs_expanded.png")
+
+
+def _cell(page: Page, run_name: str, column: str) -> str:
+    """The text of one cell of the runs table: the row of `run_name`, the column's id."""
+    name = page.locator("[role=gridcell][col-id='attributes.`Run Name`']").filter(has_text=run_name)
+    row = name.first.locator("xpath=ancestor::*[@role='row'][1]").get_attribute("row-index")
+    return page.locator(f"[role=row][row-index='{row}'] [col-id='{column}']").first.inner_text()
 
 
 def _toggle_columns(page: Page, names: list[str]) -> None:
@@ -240,6 +259,40 @@ def test_a_trials_val_mae_chart_has_one_point_per_epoch(server, browser_page):
     assert sorted(point["step"] for point in points) == list(range(EPOCHS))
     page.get_by_text(f"{name} (val_mae)").wait_for()  # the chart's legend
     page.screenshot(path=SHOTS / "2_trial_val_mae_chart.png")
+
+
+def test_a_trials_embedding_statistics_are_charts_over_its_epochs(server, browser_page):
+    page = browser_page
+    experiment = _experiment_id(server, STUDY)
+    name = _trial_names(server, experiment)[0]
+    trial = _runs(server, experiment)[name]["info"]["run_id"]
+    metric = "embeddings/user_norm_mean"
+    with page.expect_response(
+        lambda r: "get-history" in r.url and "user_norm_mean" in r.url
+    ) as got:
+        _open(page, f"{server.base}/#/experiments/{experiment}/runs/{trial}/model-metrics")
+        page.get_by_placeholder("Search metric charts").fill("embeddings/")
+    points = got.value.json()["metrics"]
+    assert sorted(point["step"] for point in points) == list(range(EPOCHS))
+    assert len({point["value"] for point in points}) > 1  # the norms move as the model trains
+    page.get_by_text(f"{name} ({metric})").wait_for()  # the chart's legend
+    page.screenshot(path=SHOTS / "7_trial_embedding_curves.png")
+
+
+def test_the_promoted_reference_is_marked_and_the_next_run_names_it(server, browser_page):
+    page = browser_page
+    experiment = _experiment_id(server, "benchmark")
+    runs = _runs(server, experiment)
+    jobs = {n: _tags(r) for n, r in runs.items() if n.startswith("benchmark-")}
+    [reference] = [n for n, tags in jobs.items() if tags.get("bench.reference") == "true"]
+    [gated] = [n for n in jobs if n != reference]
+    assert jobs[gated]["bench.gated_against"] == f"reference run {reference}"
+    _open(page, f"{server.base}/#/experiments/{experiment}/runs")
+    page.get_by_text(gated).first.wait_for()
+    _toggle_columns(page, ["Dataset", "Source", "Models", "bench.reference", "bench.gated_against"])
+    assert _cell(page, reference, "tags.`bench.reference`") == "true"
+    assert _cell(page, gated, "tags.`bench.gated_against`") == f"reference run {reference}"
+    page.screenshot(path=SHOTS / "8_promoted_reference.png")
 
 
 def test_the_study_run_page_describes_the_study_and_its_best_trial(server, browser_page):
