@@ -207,7 +207,8 @@ def test_study_parent_expands_to_its_trials_and_pruned_trials_say_so(server, bro
     trials = _trial_names(server, experiment)
     assert {trials[0], "trial-0001 (pruned)", trials[2], "trial-0003 (pruned)"} <= names
     assert sum(name.endswith(" (best)") for name in (trials[0], trials[2])) == 1
-    columns = ["Dataset", "Source", "Models", "trial_state", "best_trial", "val_mae", "test_mae"]  # fmt: skip
+    columns = ["Dataset", "Source", "Models", "trial_state", "best_trial", "val_mae"]
+    columns.append("test_mae")
     _toggle_columns(page, columns)
     state_cells = page.locator("[role=gridcell][col-id='tags.`trial_state`']")
     assert sorted(state_cells.all_inner_texts()) == [

@@ -9,7 +9,12 @@ systemd: `systemd-analyze verify` on the three units (placeholder paths replaced
 ones), the timer's calendar through `systemd-analyze calendar`, and the failure unit's shell
 command with stand-ins for `journalctl` and `mail`.
 
-GitHub Actions: the workflow's cache, key and report upload, read with PyYAML.
+GitHub Actions: the workflow's cache, key and report upload, read with PyYAML; and two
+scheduled nights run for real: the job step's command verbatim (bash -eo pipefail, as Actions
+runs it) on MovieLens-100k (its registered checksums refuse generated files) with a fork's
+small pinned configs,
+in a workspace that `actions/checkout` leaves clean each night and `actions/cache` restores
+(by key prefix, the newest entry) and saves (after a passing job) as documented.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,8 +77,8 @@ def stand_in_job(checkout: Path, stdout: str, stderr: str, code: int) -> Path:
     )
 
 
-def copy_checkout(tmp_path: Path) -> Path:
-    checkout = tmp_path / "checkout"
+def copy_checkout(tmp_path: Path, name: str = "checkout") -> Path:
+    checkout = tmp_path / name
     (checkout / "studies").mkdir(parents=True)
     for name in ("benchmark.py", "pinned_configs.json"):
         shutil.copy(ROOT / "studies" / name, checkout / "studies" / name)
@@ -361,6 +367,60 @@ def test_the_workflow_keeps_the_store_between_runs_and_uploads_the_report(workfl
         "always()"
     )
     assert steps[upload]["with"]["path"] == "reports/benchmark"
+
+
+def evaluate(command: str, context: dict[str, str]) -> str:
+    """`${{ name && 'a' || 'b' }}` and `${{ name }}` as Actions expands them (empty: false)."""
+    choice = r"\$\{\{\s*([\w.]+)\s*&&\s*'([^']*)'\s*\|\|\s*'([^']*)'\s*\}\}"
+    command = re.sub(choice, lambda m: m.group(2) if context[m.group(1)] else m.group(3), command)
+    return render(command, context)
+
+
+FORK_CONFIGS = '{"mf": {"k": 2, "epochs": 2}, "nnmf": {"k": 2, "epochs": 2}, "nn": {"epochs": 2}}'
+
+
+def _night(workspace: Path, command: str, data: Path) -> subprocess.CompletedProcess:
+    """One scheduled run of the job step in a fresh checkout of `workspace` (kept as is)."""
+    checkout = copy_checkout(workspace.parent, workspace.name)
+    (checkout / "studies" / "pinned_configs.json").write_text(FORK_CONFIGS)
+    executable(checkout / ".venv" / "bin" / "python", f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    environment = {"PATH": "/usr/bin:/bin", "HOME": str(workspace.parent), "LANG": "C.UTF-8",
+                   "BENCH_DATA_DIR": str(data), "GITHUB_ACTIONS": "true"}  # fmt: skip
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", command], cwd=checkout,
+        env=environment, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_the_workflows_second_night_compares_with_the_first(workflow, tmp_path, real_data_dir):
+    steps = workflow["jobs"]["benchmark"]["steps"]
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))["with"]
+    [job] = [s["run"] for s in steps if "studies/benchmark.py" in s.get("run", "")]
+    command = evaluate(job, {"inputs.promote": ""})  # a scheduled night has no inputs
+    paths = cache["path"].split()
+    workspace, saved, outputs = tmp_path / "_work" / "repo", {}, []
+    for run_id in ("1001", "1002"):
+        context = {"runner.name": "bench-1", "github.run_id": run_id, "github.run_attempt": "1"}
+        shutil.rmtree(workspace, ignore_errors=True)  # actions/checkout: a clean tree
+        prefix = render(str(cache["restore-keys"]).strip(), context)
+        restorable = [key for key in saved if key.startswith(prefix)]
+        if restorable:  # the newest entry with the prefix
+            shutil.copytree(saved[restorable[-1]], workspace)
+        done = _night(workspace, command, real_data_dir)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        outputs.append(done.stdout)
+        assert (workspace / "reports" / "benchmark" / "report.md").is_file()  # uploaded
+        entry = tmp_path / "cache" / render(cache["key"], context)
+        assert {"mlflow.db", "mlartifacts"} <= {p for p in paths if (workspace / p).exists()}
+        for path in (p for p in paths if (workspace / p).exists()):  # saved: the job passed
+            copy = shutil.copytree if (workspace / path).is_dir() else shutil.copy
+            (entry / path).parent.mkdir(parents=True, exist_ok=True)
+            copy(workspace / path, entry / path)
+        saved[entry.name] = entry
+    assert "no earlier comparable benchmark run; nothing compared" in outputs[0]
+    assert re.search(
+        r"regression gate: no metric worse .* than the latest run benchmark-", outputs[1]
+    )
 
 
 # --- the docs -----------------------------------------------------------------------------
