@@ -13,7 +13,8 @@ again, so it is raised where the main flow can see it.
 
 Sweep worker processes start with both signals ignored (a signal during their
 TensorFlow import would print a traceback), then install the same handlers, and stop
-with SIGTERM when their parent dies.
+with SIGTERM when their parent (the fork server, which exits with the invocation) dies, or
+at once if the invocation is gone already.
 """
 
 from __future__ import annotations
@@ -159,6 +160,6 @@ def install_in_worker() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
+    parent = multiprocessing.parent_process()  # the invocation (a fork server forked us)
+    if parent is not None and not parent.is_alive():  # it died before prctl
         _handler(signal.SIGTERM, None)

@@ -15,7 +15,8 @@ Sections:
 - overhead: a study of 20-epoch MF trials; time outside steady-state training per trial,
   with the compiled runner reused and with a new structure per trial.
 - memory: RSS over 100 sequential trials of the default MF space in one process.
-- parallel: one fixed list of MF trials run with 1, 2 and 4 worker processes.
+- parallel: one fixed list of MF trials run with 1, 2 and 4 worker processes, each started
+  afresh (spawn) and forked from the fork server that imported the harness once.
 - scale: MF (k=32, 128; batch 1024; 2 epochs) on generated data of the ML-100k, ML-1M,
   ML-10M and ML-25M shapes, dense Adam against row-sparse updates (benchmarks/scale.py).
 - sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers
@@ -48,6 +49,7 @@ from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
 from bench.data import Split, load_dataset, make_split
 from bench.sweep.objective import Objective
+from bench.sweep.pool import START_ENV
 from bench.sweep.settings import SweepSettings
 from bench.sweep.storage.backends import open_storage as make_storage
 from bench.sweep.study import prepare
@@ -445,9 +447,14 @@ def parallel(data, args) -> pd.DataFrame:
         trial_list.append(trial.params)
         draw.tell(trial, 0.0)
     rows = []
+    methods = args.start_methods.split(",")
+    runs = [(w, m) for w in map(int, args.parallel_workers.split(",")) for m in methods]
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in map(int, args.parallel_workers.split(",")):
-            name = f"parallel-{workers}"
+        for workers, method in runs:
+            if workers == 1 and method != methods[0]:
+                continue  # one worker runs its trials in this process: no start method
+            os.environ[START_ENV] = method
+            name = f"parallel-{workers}-{method}"
             settings = SweepSettings(
                 arch="mf",
                 n_trials=len(trial_list),
@@ -468,6 +475,7 @@ def parallel(data, args) -> pd.DataFrame:
             rows.append(
                 {
                     "workers": workers,
+                    "start": method if workers > 1 else "in process",
                     "trials": len(trial_list),
                     "wall s": wall,
                     "trials/hour": len(trial_list) * 3600 / wall,
@@ -501,6 +509,12 @@ def main() -> None:
     parser.add_argument("--memory-trials", type=int, default=100)
     parser.add_argument("--parallel-trials", type=int, default=24)
     parser.add_argument("--parallel-workers", default="1,2,4")
+    parser.add_argument(
+        "--start-methods",
+        default="spawn,forkserver",
+        help="how worker processes start, compared side by side (the fork server's first "
+        "run includes its one import of the harness)",
+    )
     parser.add_argument("--sweep-timeout", type=int, default=60, help="seconds per architecture")
     parser.add_argument("--scale-shapes", default=",".join(SHAPES))
     parser.add_argument("--scale-ks", default="32,128")

@@ -7,6 +7,11 @@ killer) is reported in one line with its exit code; its running trial is failed 
 stores, and a new process takes the rest of its share while the study's budget and the
 timeout allow. A process that exits 130 or 143 was interrupted: the invocation stops.
 
+Workers are forked by a fork server that imported the harness once (`worker_context`), so
+neither a first trial nor a recycled worker pays the imports of TensorFlow, Keras, MLflow
+and Optuna; each is handed the parent's environment as it starts. The fork server is the
+workers' parent: it exits when the invocation does, and their parent-death signal follows.
+
 On SIGINT/SIGTERM the parent forwards the signal to every worker (they may not have had
 it: `kill PID` reaches only the parent), tells workers still starting up to stop, waits
 up to STOP_WAIT_S for them to mark their trials, and kills what is left.
@@ -28,6 +33,8 @@ from bench import signals
 from bench.errors import REPORTED, BenchError, Reported
 from bench.sweep.progress import say
 
+START_ENV = "BENCH_WORKER_START"  # how worker processes start: forkserver (default) or spawn
+PRELOAD = ["bench.sweep.workers"]  # what the fork server imports once for every worker
 STOP_WAIT_S = 60.0  # bound on the wait for interrupted workers
 POLL_S = 0.2
 INTERRUPTED = (128 + signal.SIGINT, 128 + signal.SIGTERM)
@@ -42,6 +49,21 @@ class WorkerJob:
     n_trials: int
     timeout: float | None
     threads: int | None = None
+    environment: dict[str, str] | None = None  # the parent's, as the worker starts
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Where worker processes come from: by default a fork server of this invocation that
+    imported the harness once (TensorFlow, Keras, MLflow, Optuna: seconds of CPU), so
+    neither a worker's first trial nor a recycled worker pays the imports again;
+    `BENCH_WORKER_START=spawn` starts each one afresh, as before."""
+    method = os.environ.get(START_ENV) or "forkserver"
+    if method not in ("forkserver", "spawn"):
+        raise BenchError(f"${START_ENV}={method}: use forkserver or spawn")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 class PoolHooks(Protocol):
@@ -85,7 +107,7 @@ class Pool:
         deadline: float | None,
         pids: set[int] | None = None,
     ):
-        self.context = multiprocessing.get_context("spawn")
+        self.context = worker_context()
         self.stop_event = self.context.Event()
         self.target, self.args, self.hooks = target, args, hooks
         self.slots = [Slot(worker, share) for worker, share in enumerate(shares)]
@@ -128,6 +150,7 @@ class Pool:
             min(self.per_process, slot.remaining),
             time_left,
             self.threads,
+            dict(os.environ),  # a fork server started earlier has the environment of then
         )
         process = self.context.Process(target=self.target, args=(*self.args, job, self.stop_event))
         with signals.ignored():  # until the worker installs its handlers (a signal in

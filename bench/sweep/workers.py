@@ -86,6 +86,9 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
 def _worker_process(prepared: Prepared, split: Split, job: WorkerJob, stop: Event) -> None:
     """Entry point of a worker process: an interrupt ends it quietly once its trial is
     marked, with exit status 130 (SIGINT) or 143 (SIGTERM)."""
+    if job.environment is not None:
+        os.environ.clear()
+        os.environ.update(job.environment)
     try:
         signals.install_in_worker()
         if stop.is_set():  # the parent was interrupted while this process started

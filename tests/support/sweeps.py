@@ -134,15 +134,19 @@ class Stores:
 
 
 def children(pid: int) -> set[int]:
-    """The ids of a process's child processes (from /proc)."""
-    found = set()
+    """The ids of a process's descendants (from /proc): an invocation's workers are its
+    fork server's children."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:  # it ended meanwhile
             continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
     return found
 
 

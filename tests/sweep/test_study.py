@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from bench.archs import get_arch
 from bench.data import make_split, read_folder
 from bench.sweep import objective as objective_module
-from bench.sweep import samplers
+from bench.sweep import pool, samplers
 from bench.sweep import study as study_module
 from bench.sweep.settings import SweepSettings
 from bench.sweep.storage.backends import open_storage as make_storage
@@ -264,6 +265,22 @@ def test_recycled_worker_processes_run_exactly_n_distinct_trials(small_split, ti
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 5
     assert_stores_agree(settings)
+
+
+def test_a_warm_workers_trials_equal_a_cold_ones(small_split, tiny, monkeypatch, tmp_path):
+    """Workers forked from the fork server (the harness imported once) learn exactly what
+    freshly spawned ones do: the same parameters, values and kept epochs."""
+    trials = {}
+    for method in ("spawn", "forkserver"):
+        monkeypatch.setenv(pool.START_ENV, method)
+        stores = {"storage": str(tmp_path / f"{method}.log"),
+                  "tracking_uri": f"sqlite:///{tmp_path / method}.db"}  # fmt: skip
+        settings = tiny("mf", n_trials=3, trials_per_process=1, **stores)
+        study = run_study(settings, small_split)
+        trials[method] = [(t.params, t.value, t.user_attrs["epochs"]) for t in study.trials]
+        assert_stores_agree(settings)
+    assert trials["spawn"] == trials["forkserver"]
+    assert multiprocessing.forkserver._forkserver._forkserver_pid is not None  # it was used
 
 
 class PruneFromTrialOne(optuna.pruners.BasePruner):
