@@ -25,7 +25,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Protocol
 
@@ -49,7 +49,8 @@ class WorkerJob:
     n_trials: int
     timeout: float | None
     threads: int | None = None
-    environment: dict[str, str] | None = None  # the parent's, as the worker starts
+    # the parent's environment as the worker starts (it may hold credentials: never shown)
+    environment: dict[str, str] | None = field(default=None, repr=False)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:

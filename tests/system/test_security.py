@@ -119,3 +119,14 @@ def test_no_store_keeps_the_database_password_and_the_files_are_private(tmp_path
     ]
     started = [note for note in notes if "Started with" in note]
     assert len(started) == 1 and "--storage" in started[0] and ":***@" in started[0]
+
+
+def test_a_workers_job_never_shows_the_environment_it_carries():
+    """Each worker is handed the invocation's environment (credentials included); the job's
+    text, which error lines and logs may show, leaves it out."""
+    from bench.sweep.pool import WorkerJob
+
+    secret = uuid.uuid4().hex
+    job = WorkerJob(0, 0, 1, None, 1, {"MLFLOW_TRACKING_PASSWORD": secret})
+    assert job.environment == {"MLFLOW_TRACKING_PASSWORD": secret}
+    assert secret not in repr(job) and secret not in str(job)
