@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 import keras
 import numpy as np
@@ -453,7 +454,6 @@ def parallel(data, args) -> pd.DataFrame:
         for workers, method in runs:
             if workers == 1 and method != methods[0]:
                 continue  # one worker runs its trials in this process: no start method
-            os.environ[START_ENV] = method
             name = f"parallel-{workers}-{method}"
             settings = SweepSettings(
                 arch="mf",
@@ -470,7 +470,8 @@ def parallel(data, args) -> pd.DataFrame:
             for params in trial_list:
                 study.enqueue_trial(params)
             start = time.perf_counter()
-            run_study(settings, split)
+            with mock.patch.dict(os.environ, {START_ENV: method}):
+                run_study(settings, split)
             wall = time.perf_counter() - start
             rows.append(
                 {

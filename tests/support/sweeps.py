@@ -133,7 +133,7 @@ class Stores:
         return all(run.info.status != "RUNNING" for run in self.runs())
 
 
-def children(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     """The ids of a process's descendants (from /proc): an invocation's workers are its
     fork server's children."""
     parents = {}

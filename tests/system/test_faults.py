@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from tests.support.sweeps import (
     Stores,
     assert_stores_agree,
-    children,
+    descendants,
     kill_mid_trial,
     report,
     settled,
@@ -53,7 +53,7 @@ def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp
     # worker's last trial, after which no replacement would be due ("its share is done")
     invocation = start(tmp_path, "sweep", *flags, "--workers", "2", "--trials", "8")
     wait_until(lambda: finished(stores) >= 1, "a first finished trial")
-    number, pid = kill_mid_trial(stores, signal.SIGKILL, children(invocation.pid))
+    number, pid = kill_mid_trial(stores, signal.SIGKILL, descendants(invocation.pid))
     report("kill -9 worker: trial settled", time.monotonic(), lambda: settled(stores, {number}))
     assert invocation.wait() == 0, invocation.stderr
 
@@ -150,7 +150,7 @@ def test_three_machines_on_postgres_and_the_mlflow_server(tmp_path, pg_url, mlfl
     env = {"BENCH_STORAGE": pg_url}  # the password stays off the command line
     a, b, c = (start(tmp_path, f"m{i}", *flags, env=env) for i in range(3))
     wait_until(lambda: finished(stores) >= 2, "two finished trials")
-    number, pid = kill_mid_trial(stores, signal.SIGKILL, children(a.pid))
+    number, pid = kill_mid_trial(stores, signal.SIGKILL, descendants(a.pid))
     report("PG kill -9 worker: trial settled", time.monotonic(), lambda: settled(stores, {number}))
     os.kill(b.pid, signal.SIGTERM)  # the parent only: it forwards to its workers
     report("PG SIGTERM parent: it exited", time.monotonic(), lambda: b.process.poll() is not None)
