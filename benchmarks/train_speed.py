@@ -105,7 +105,8 @@ def nn(data, args) -> pd.DataFrame:
             "max rel loss diff": 0.0,
         }
     ]
-    for name, jit in (("compiled loop, no XLA", False), ("compiled loop + XLA (default)", True)):
+    paths = {"no-xla": ("compiled loop, no XLA", False), "xla": ("compiled loop + XLA", True)}
+    for name, jit in (paths[path] for path in args.nn_paths.split(",")):
         result = train(config, split, TrainOptions(jit_compile=jit))
         loss = np.array(result.history["train_loss"][: head.epochs])
         rows.append(
@@ -507,6 +508,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="post_mf epochs")
     parser.add_argument("--nn-epochs", type=int, default=250, help="nn: compiled epochs")
     parser.add_argument("--nn-fit-epochs", type=int, default=5, help="nn: plain-fit epochs")
+    parser.add_argument("--nn-paths", default="no-xla,xla", help="nn: compiled paths to time")
     parser.add_argument("--memory-trials", type=int, default=100)
     parser.add_argument("--parallel-trials", type=int, default=24)
     parser.add_argument("--parallel-workers", default="1,2,4")
