@@ -23,13 +23,13 @@ class GlobalBias(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="bench")
 class Dropout(keras.layers.Dropout):
-    """Keras' Dropout whose uniform noise can be drawn ahead of an XLA-compiled loop.
+    """Keras' Dropout whose uniform noise an XLA-compiled loop can hand it.
 
     TensorFlow draws other random numbers under XLA than its CPU and GPU kernels do for the
     same seed, so an XLA-compiled epoch would not learn what a plain `fit` learns. This
     layer draws its noise with the Philox kernels from the seeds of its `SeedGenerator`,
-    as Keras does, or takes the step's noise from `step_noise` when the compiled engine has
-    drawn a whole epoch's noise beforehand (`noise`), outside XLA.
+    as Keras does, or takes the step's noise from `step_noise` when the compiled engine
+    has drawn it, the same numbers, with integer ops XLA keeps exact (`bench.training.philox`).
     """
 
     step_noise: tf.Tensor | None = None
@@ -44,10 +44,14 @@ class Dropout(keras.layers.Dropout):
         return tf.where(keep, inputs * tf.cast(1 / (1 - self.rate), inputs.dtype), 0.0)
 
     @staticmethod
-    def noise(seed: tf.Tensor, shape) -> tf.Tensor:
-        """The uniform noise of one draw: Keras' int64 -> int32 seed mapping, Philox."""
-        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
-        return tf.random.stateless_uniform(shape, seed=seed, alg="philox")
+    def seed32(seed: tf.Tensor) -> tf.Tensor:
+        """Keras' mapping of a generator's int64 seed to the int32 seed its kernels take."""
+        return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
+    @classmethod
+    def noise(cls, seed: tf.Tensor, shape) -> tf.Tensor:
+        """The uniform noise of one draw: Philox from the generator's seed, as Keras draws it."""
+        return tf.random.stateless_uniform(shape, seed=cls.seed32(seed), alg="philox")
 
 
 @keras.saving.register_keras_serializable(package="bench")

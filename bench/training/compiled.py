@@ -28,6 +28,7 @@ import tensorflow as tf
 from bench.archs.layers import Dropout, row_penalties
 from bench.data import Split
 from bench.errors import BenchError
+from bench.training import philox
 from bench.training.lazy_adam import LazyAdam
 from bench.training.options import TrainOptions
 
@@ -50,13 +51,14 @@ def make_optimizer(config: Any) -> keras.optimizers.Optimizer:
 
 
 class EpochNoise:
-    """A whole epoch's dropout noise, drawn outside XLA before the compiled epoch runs.
+    """A whole epoch's dropout noise, drawn at the start of the compiled epoch.
 
     Under XLA, TensorFlow's random ops draw other numbers than its CPU/GPU kernels, and a
     seed read from Keras' per-step `SeedGenerator` variable made each dropout about 10x
-    slower than the rest of the step. So the noise of every step is drawn beforehand by the
-    kernels a plain `fit` uses, from the seeds it would use ([seed, counter + step]), and
-    each generator advances once per epoch by the number of steps.
+    slower than the rest of the step. So the noise of every step is drawn before the loop
+    from the seeds a plain `fit` uses ([seed, counter + step]), by `philox.uniform`:
+    integer ops, exact under XLA, that give bit for bit the numbers of the Philox kernels
+    `fit` runs. Each generator advances once per epoch by the number of steps.
     """
 
     def __init__(self, model: keras.Model):
@@ -65,28 +67,37 @@ class EpochNoise:
             for layer in model._flatten_layers()
             if isinstance(layer, Dropout) and layer.rate > 0  # rate 0 has no generator
         ]
-        self._draw = tf.function(self._draw_fn, jit_compile=False)
 
     def draw(self, n: int, batch_size: int) -> list[tf.Tensor]:
-        """Per layer: the full batches' noise (steps, batch, ...), then the last batch's."""
-        return self._draw(n, batch_size) if self.layers else []
-
-    def _draw_fn(self, n: int, batch_size: int) -> list[tf.Tensor]:
+        """Per layer, the full batches' noise (steps, batch, ...), then the last batch's:
+        one Philox call for every layer and step (a draw's numbers are a prefix of a longer
+        draw's from the same seed, so each layer takes the widest layer's batch)."""
+        if not self.layers:
+            return []
         full, last = divmod(n, batch_size)
+        widths = [int(np.prod(layer.input.shape[1:])) for layer in self.layers]
+        seeds = self._seeds(full + 1, full + (last > 0))  # step `full` unused if last == 0
+        draws = philox.uniform(seeds, [batch_size * max(widths)])
+        draws = tf.reshape(draws, [len(self.layers), full + 1, -1])
         noise = []
+        for i, (layer, width) in enumerate(zip(self.layers, widths, strict=True)):
+            dims, rows = list(layer.input.shape[1:]), max(last, 1)
+            steps = draws[i, :full, : batch_size * width]
+            noise.append(tf.reshape(steps, [full, batch_size, *dims]))
+            noise.append(tf.reshape(draws[i, full, : rows * width], [rows, *dims]))
+        return noise
+
+    def _seeds(self, steps: int, advance: int) -> tf.Tensor:
+        """Each layer's int32 seeds of its first `steps` steps (layer-major), as Keras derives
+        them from the layer's generator; each generator then moves on by `advance` steps."""
+        seeds = []
         for layer in self.layers:
             state = layer.seed_generator.state.value
-            seed = state.read_value()
-            shape = [batch_size, *layer.input.shape[1:]]
-
-            def one(step, seed=seed, shape=shape):
-                return Dropout.noise(seed + tf.stack([0, tf.cast(step, seed.dtype)]), shape)
-
-            noise.append(tf.map_fn(one, tf.range(full), fn_output_signature=tf.float32))
-            shape[0] = max(last, 1)
-            noise.append(one(full, shape=shape))
-            state.assign(seed + tf.constant([0, full + (last > 0)], seed.dtype))
-        return noise
+            base = state.read_value()
+            counters = tf.range(steps, dtype=base.dtype)
+            seeds.append(base + tf.stack([tf.zeros_like(counters), counters], axis=1))
+            state.assign(base + tf.constant([0, advance], base.dtype))
+        return Dropout.seed32(tf.concat(seeds, axis=0))
 
     @contextlib.contextmanager
     def at(self, noise: list[tf.Tensor], step: tf.Tensor | None) -> Iterator[None]:
@@ -164,11 +175,13 @@ class CompiledEpochs:
     def _noise_at(self, noise: list[tf.Tensor], step: tf.Tensor | None):
         return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
 
-    def _epoch_fn(self, order: tf.Tensor, data: tuple, noise: list, valid: tuple) -> tuple:
-        """All full batches in a while loop, then the partial last batch (static shape);
-        then the predictions for `valid` (user and item codes; may be empty)."""
+    def _epoch_fn(self, order: tf.Tensor, data: tuple, valid: tuple) -> tuple:
+        """The epoch's dropout noise, all full batches in a while loop, then the partial
+        last batch (static shape); then the predictions for `valid` (user and item codes;
+        may be empty)."""
         n = order.shape[0]
         batch_size = min(self.batch_size, n)
+        noise = self.noise.draw(n, batch_size) if self.noise else []
 
         def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             rows = tf.slice(order, [step * batch_size], [batch_size])
@@ -188,9 +201,7 @@ class CompiledEpochs:
 
     def run_epoch(self, order: np.ndarray, data: tuple, valid: tuple) -> tuple:
         """(mean train loss, validation predictions or None) of one epoch."""
-        batch_size = min(self.batch_size, len(order))
-        noise = self.noise.draw(len(order), batch_size) if self.noise else []
-        total, predictions = self._epoch(tf.constant(order), data, noise, valid)
+        total, predictions = self._epoch(tf.constant(order), data, valid)
         return float(total) / len(order), (predictions.numpy() if valid else None)
 
     def epochs(self, train: pd.DataFrame, valid: pd.DataFrame, max_rows: int) -> EpochRunner:
