@@ -47,6 +47,7 @@ class Arch:
     max_epochs: int
     reference: Reference
     jit_compile: bool = True  # XLA for the compiled epoch loop (where it measured faster)
+    unroll: int = 1  # train steps per compiled-loop iteration in long runs (where it paid)
     # configurations known before any data are seen (a published library's defaults), tried
     # right after trial 0: label -> config fields over the published settings
     priors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -120,8 +120,8 @@ class CompiledEpochs:
     structure matches (`structure_key`) reuses the same traced, XLA-compiled epoch.
     """
 
-    def __init__(self, model: keras.Model, config: Any, jit: bool, sparse: bool):
-        self.model = model
+    def __init__(self, model: keras.Model, config: Any, jit: bool, sparse: bool, unroll: int = 1):
+        self.model, self.unroll = model, unroll
         self.loss_fn = LOSSES[config.loss]()
         if sparse and config.optimizer != "adam":
             raise BenchError(f"sparse updates need the adam optimiser, not {config.optimizer!r}")
@@ -176,28 +176,39 @@ class CompiledEpochs:
         return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
 
     def _epoch_fn(self, order: tf.Tensor, data: tuple, valid: tuple) -> tuple:
-        """The epoch's dropout noise, all full batches in a while loop, then the partial
-        last batch (static shape); then the predictions for `valid` (user and item codes;
-        may be empty)."""
+        """The epoch's dropout noise; all full batches in while loops of `unroll` steps per
+        iteration, then of single steps; the partial last batch (static shape); then the
+        predictions for `valid` (user and item codes; may be empty)."""
         n = order.shape[0]
         batch_size = min(self.batch_size, n)
         noise = self.noise.draw(n, batch_size) if self.noise else []
-
-        def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            rows = tf.slice(order, [step * batch_size], [batch_size])
-            with self._noise_at(noise, step):
-                return step + 1, total + self._weighted_step(rows, data)
-
         full = n // batch_size
-        _, total = tf.while_loop(
-            lambda step, _: step < full, body, (tf.constant(0), tf.constant(0.0))
-        )
+        head = full - full % self.unroll
+        state = (tf.constant(0), tf.constant(0.0))
+        body = self._steps(self.unroll, order, data, noise, batch_size)
+        state = tf.while_loop(lambda step, _: step < head, body, state)
+        if head < full:
+            body = self._steps(1, order, data, noise, batch_size)
+            state = tf.while_loop(lambda step, _: step < full, body, state)
+        total = state[1]
         if full * batch_size < n:
             with self._noise_at(noise, None):
                 total += self._weighted_step(order[full * batch_size :], data)
         if not valid:
             return total, tf.zeros([0])
         return total, tf.reshape(self.model(list(valid), training=False), [-1])
+
+    def _steps(self, count: int, order, data: tuple, noise: list, batch_size: int) -> Callable:
+        """A while-loop body that runs `count` train steps, traced one after the other."""
+
+        def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            for i in range(count):
+                rows = tf.slice(order, [(step + i) * batch_size], [batch_size])
+                with self._noise_at(noise, step + i):
+                    total = total + self._weighted_step(rows, data)
+            return step + count, total
+
+        return body
 
     def run_epoch(self, order: np.ndarray, data: tuple, valid: tuple) -> tuple:
         """(mean train loss, validation predictions or None) of one epoch."""
@@ -273,28 +284,45 @@ class RunnerCache:
 RUNNERS = RunnerCache()
 
 
-def structure_key(model: keras.Model, config: Any, jit: bool, sparse: bool) -> tuple:
+def structure_key(model: keras.Model, config: Any, jit: bool, sparse: bool, unroll: int) -> tuple:
     """What a compiled epoch depends on: the config with the fields the runner takes as
-    inputs (learning rate, epochs, L2 strengths) cleared, and the variables' shapes."""
+    inputs (learning rate, epochs, L2 strengths) cleared, the variables' shapes, and how
+    it is compiled."""
     cleared = {f.name: None for f in dataclasses.fields(config) if _is_runtime_field(f.name)}
     shapes = tuple((tuple(v.shape), v.regularizer is not None) for v in model.variables)
-    return (config.arch, dataclasses.replace(config, **cleared), shapes, jit, sparse)
+    return (config.arch, dataclasses.replace(config, **cleared), shapes, jit, sparse, unroll)
 
 
 def _is_runtime_field(name: str) -> bool:
     return name in ("learning_rate", "epochs") or name == "l2" or name.endswith("_l2")
 
 
-def compiled_runner(arch, model: keras.Model, config: Any, split: Split, options: TrainOptions):
+LONG_RUN_STEPS = 200_000  # an unrolled loop's longer compilation (about 1 s) pays beyond this
+
+
+def loop_unroll(arch, config: Any, n_train: int, options: TrainOptions, fixed: bool) -> int:
+    """Train steps per iteration of the compiled loop: `options.unroll` if set, else the
+    architecture's where a run of fixed length (no pruning, no early stopping) has enough
+    steps to repay the longer compilation, else 1. Results are the same either way."""
+    if options.unroll is not None:
+        return options.unroll
+    steps = config.epochs * -(-n_train // config.batch_size)
+    return arch.unroll if fixed and steps >= LONG_RUN_STEPS else 1
+
+
+def compiled_runner(
+    arch, model: keras.Model, config: Any, split: Split, options: TrainOptions, unroll: int = 1
+):
     """The process's runner for this structure, loaded with `model`'s initial state. The
     sparse path bakes its rates into the trace, so it trains `model` in a runner of its own."""
     jit = arch.jit_compile if options.jit_compile is None else options.jit_compile
     if options.sparse_updates:
-        return CompiledEpochs(model, config, jit, sparse=True)
+        return CompiledEpochs(model, config, jit, sparse=True, unroll=unroll)
 
     def create() -> CompiledEpochs:
-        return CompiledEpochs(arch.build(config, split.n_users, split.n_items), config, jit, False)
+        built = arch.build(config, split.n_users, split.n_items)
+        return CompiledEpochs(built, config, jit, False, unroll)
 
-    compiled = RUNNERS.get(structure_key(model, config, jit, False), create)
+    compiled = RUNNERS.get(structure_key(model, config, jit, False, unroll), create)
     compiled.load(model, config)
     return compiled

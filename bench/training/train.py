@@ -24,7 +24,7 @@ from bench.archs import arch_of
 from bench.data import Split
 from bench.errors import BenchError
 from bench.metrics import rating_metrics
-from bench.training.compiled import compiled_runner, inputs, make_optimizer
+from bench.training.compiled import compiled_runner, inputs, loop_unroll, make_optimizer
 from bench.training.embeddings import (
     embedding_stats,
     embedding_summary,
@@ -237,7 +237,9 @@ def train(
             raise BenchError("sparse updates need the compiled engine, not the plain fit")
         runner = _PlainFitEpochs(model, config, split.train)
     else:
-        compiled = compiled_runner(arch, model, config, split, options)
+        fixed = on_epoch_end is None and options.patience is None
+        unroll = loop_unroll(arch, config, len(split.train), options, fixed)
+        compiled = compiled_runner(arch, model, config, split, options, unroll)
         runner = compiled.epochs(split.train, split.valid, options.eval_batch_size)
     start = time.perf_counter()
     history, epoch_seconds, stopping = _run_epochs(runner, config, split, options, on_epoch_end)

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
+from bench.archs import get_arch
 from bench.archs.mf import MFConfig, NNMFConfig
 from bench.archs.nn import NNConfig
 from bench.metrics import RatingScale, rating_metrics
-from bench.training.compiled import RUNNERS
+from bench.training.compiled import LONG_RUN_STEPS, RUNNERS, loop_unroll
 from bench.training.embeddings import embedding_stats, embedding_summary
 from bench.training.options import TrainOptions
 from bench.training.train import TrainingDiverged, train
@@ -185,3 +186,36 @@ def test_diverging_loss_raises_with_its_epoch(small_split):
     config = replace(SMALL_MF, optimizer="sgd", learning_rate=1e6)
     with pytest.raises(TrainingDiverged, match="train loss is (nan|inf) at epoch 0"):
         train(config, small_split)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [replace(SMALL_NN, batch_size=13), replace(SMALL_MF, use_bias=True, l2=1e-3, batch_size=13)],
+    ids=["nn-xla", "mf-bias-l2-xla"],
+)
+def test_an_unrolled_loop_learns_bit_for_bit_what_a_step_by_step_loop_does(small_split, config):
+    """Four steps per loop iteration: the same steps in the same order, the remainder
+    steps (not a multiple of four here) and the partial last batch after them."""
+    steps = len(small_split.train) // config.batch_size
+    assert steps % 4 and len(small_split.train) % config.batch_size  # both tails exercised
+    RUNNERS.clear()
+    plain = train(config, small_split, TrainOptions(unroll=1))
+    unrolled = train(config, small_split, TrainOptions(unroll=4))
+    assert RUNNERS.misses == 2  # two compiled loops, not one reused
+    assert unrolled.history == plain.history
+    assert unrolled.test == plain.test
+    for theirs, mine in zip(unrolled.model.get_weights(), plain.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+
+
+def test_a_long_run_of_fixed_length_is_unrolled_where_its_architecture_gains():
+    nn, mf, options = get_arch("nn"), get_arch("mf"), TrainOptions()
+    post_nn = NNConfig()  # 250 epochs of batch 32
+    n_train = LONG_RUN_STEPS * post_nn.batch_size // post_nn.epochs  # just long enough
+    assert loop_unroll(nn, post_nn, n_train, options, fixed=True) == nn.unroll > 1
+    assert loop_unroll(nn, post_nn, n_train - 64, options, fixed=True) == 1  # too short
+    assert loop_unroll(nn, post_nn, n_train, options, fixed=False) == 1  # may stop early
+    assert loop_unroll(mf, MFConfig(epochs=1000), n_train, options, fixed=True) == 1
+    assert loop_unroll(nn, post_nn, 10, TrainOptions(unroll=3), fixed=False) == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainOptions(unroll=0)
