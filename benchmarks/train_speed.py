@@ -21,6 +21,13 @@ Sections:
   ML-10M and ML-25M shapes, dense Adam against row-sparse updates (benchmarks/scale.py).
 - sweep: trials per hour of the default sweep (all architectures) with 1 and 2 workers
   (TPE draws different trials in each, so compare with `parallel` for the speed-up).
+- reuse: 30-trial default-space MF and NN studies in this process: trials that reused a
+  compiled runner.
+- help: `bench --help`, each command's `--help` and a bad flag, each a fresh process:
+  seconds, and whether TensorFlow, Keras, MLflow or Optuna loaded.
+- headline: trials per CPU-hour of 30-trial default-space MF and NN studies and the
+  CPU-minutes of the nested MF tuning, each a `bench` command whose worker processes and
+  fork server are counted (this process is their subreaper; see benchmarks/cpu_cost.py).
 Not part of the test suite; absolute seconds vary with the machine and its load.
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,9 +50,11 @@ import keras
 import numpy as np
 import optuna
 import pandas as pd
+from cpu_cost import become_subreaper, reap_orphans
 from mlflow.tracking import MlflowClient
 from scale import SHAPES, scale
 
+from bench import verbosity
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
@@ -488,6 +498,115 @@ def parallel(data, args) -> pd.DataFrame:
     return frame
 
 
+def reuse(data, args) -> pd.DataFrame:
+    """Default-space studies as `bench sweep` runs them (TPE, median pruner, patience;
+    epochs capped at --reuse-epochs), in this process: how many trials reused a runner."""
+    split = make_split(data, "seed", seed=0, valid_fraction=0.1)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.reuse_archs.split(","):
+            settings = SweepSettings(
+                arch=arch, n_trials=args.reuse_trials, timeout=None,
+                max_epochs=args.reuse_epochs, storage=str(Path(tmp) / f"{arch}.log"),
+                tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                trials_per_process=None,  # in this process, so RUNNERS sees every trial
+            )  # fmt: skip
+            RUNNERS.clear()
+            start = time.perf_counter()
+            run_study(settings, split)
+            built, reused = RUNNERS.misses, RUNNERS.hits
+            rows.append(
+                {
+                    "arch": arch,
+                    "trials": args.reuse_trials,
+                    "wall s": time.perf_counter() - start,
+                    "runners compiled": built,
+                    "runners reused": reused,
+                    "reuse share": reused / max(built + reused, 1),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+HELP_ARGVS = (
+    ["--help"],
+    ["sweep", "--help"],
+    ["benchmark", "--help"],
+    ["study", "repair", "--help"],
+    ["sweep", "--trials", "many"],
+)
+HEAVY = ("tensorflow", "keras", "mlflow", "optuna")
+
+
+def help_(data, args) -> pd.DataFrame:
+    """Each `--help` and a bad flag in a fresh interpreter, as a shell runs `bench ...`:
+    the best of three wall times, the exit status and which heavy libraries were loaded."""
+    code = (
+        "import sys; from bench.cli import main\n"
+        "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print(code, ','.join(m for m in {HEAVY!r} if m in sys.modules) or 'none', "
+        "file=sys.stderr)"
+    )
+    rows = []
+    for argv in HELP_ARGVS:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT
+            )
+            times.append(time.perf_counter() - start)
+        status, loaded = done.stderr.strip().splitlines()[-1].split()
+        rows.append({"bench": " ".join(argv), "s": min(times), "exit": status, "loaded": loaded})
+    return pd.DataFrame(rows)
+
+
+def headline(data, args) -> pd.DataFrame:
+    """Trials per CPU-hour of default-space studies (`bench sweep --trials N --timeout 0`)
+    and the CPU-minutes of the nested MF tuning (`benchmarks/nested_space.py mf`), each a
+    command of its own, its worker processes and fork server counted (`cpu_cost.py`)."""
+    become_subreaper()
+    bench = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.headline_archs.split(","):
+            sweep = [*bench, "sweep", "--arch", arch, "--trials", str(args.headline_trials)]
+            store = ["--timeout", "0", "--tracking-uri", f"sqlite:///{tmp}/{arch}.db"]
+            wall, cpu, _ = _cpu_cost([*sweep, *store], tmp)
+            rows.append(_rate(f"{arch} study", args.headline_trials, wall, cpu))
+        if args.headline_nested:
+            nested = [sys.executable, str(ROOT / "benchmarks" / "nested_space.py"), "mf"]
+            wall, cpu, output = _cpu_cost(nested, tmp)
+            row = _rate("nested MF, 5 folds x 20 trials", 100, wall, cpu)
+            row["mean best val RMSE"] = float(output.split()[-1])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cpu_cost(command: list[str], cwd: str) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (every process it left, reaped here) and stdout's last line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True)
+    if not reap_orphans(60.0):
+        raise RuntimeError(f"{command}: processes outlived it by a minute")
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout.strip().splitlines()[-1]
+
+
+def _rate(what: str, trials: int, wall: float, cpu: float) -> dict:
+    return {
+        "run": what,
+        "trials": trials,
+        "wall s": wall,
+        "CPU s": cpu,
+        "trials/CPU-hour": trials * 3600 / cpu,
+        "CPU-minutes": cpu / 60,
+    }
+
+
 SECTIONS = {
     "post_mf": post_mf,
     "nn": nn,
@@ -499,6 +618,9 @@ SECTIONS = {
     "parallel": parallel,
     "sweep": sweep,
     "scale": scale,
+    "reuse": reuse,
+    "help": help_,
+    "headline": headline,
 }
 
 
@@ -528,8 +650,21 @@ def main() -> None:
         default=3_000_000,
         help="train at most this many generated ratings per shape (0: all)",
     )
+    parser.add_argument("--reuse-archs", default="mf,nn")
+    parser.add_argument("--reuse-trials", type=int, default=30)
+    parser.add_argument("--reuse-epochs", type=int, default=20)
+    parser.add_argument("--headline-archs", default="mf,nn")
+    parser.add_argument("--headline-trials", type=int, default=30)
+    parser.add_argument(
+        "--headline-nested",
+        type=int,
+        default=1,
+        help="1: also time the nested MF tuning (about 5 minutes); 0: skip it",
+    )
     parser.add_argument("--data-dir")
+    parser.add_argument("-v", "--verbose", action="store_true", help="the libraries' chatter")
     args = parser.parse_args()
+    verbosity.apply(args.verbose)  # as `bench` does (TensorFlow's load-time lines come before)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset("ml-100k", args.data_dir)
     print(
