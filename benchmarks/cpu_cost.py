@@ -13,12 +13,14 @@ line: the command's exit status, wall seconds, user + system CPU seconds. Not a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -30,16 +32,32 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def reap_orphans(timeout: float) -> bool:
-    """Wait for every remaining child (orphans included); False if some outlived `timeout`."""
+def children(parent: int | None = None) -> set[int]:
+    """The child processes of `parent` (default this process; orphans re-parented to it
+    included), from /proc."""
+    me, found = str(parent or os.getpid()), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def reap_orphans(timeout: float, keep: set[int] = frozenset()) -> bool:
+    """Wait for every child but those in `keep` (this process's own, still needed);
+    False if some outlived `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+        waiting = children() - set(keep)
+        if not waiting:
             return True
-        if pid == 0:
-            time.sleep(0.05)
+        for pid in waiting:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
     return False
 
 

@@ -50,7 +50,7 @@ import keras
 import numpy as np
 import optuna
 import pandas as pd
-from cpu_cost import become_subreaper, reap_orphans
+from cpu_cost import become_subreaper, children, reap_orphans
 from mlflow.tracking import MlflowClient
 from scale import SHAPES, scale
 
@@ -282,7 +282,7 @@ def overhead(data, args) -> pd.DataFrame:
         for batch_size in (32, 1024):
             for case, ks in (("reused runner", [3] * 6), ("new structure", [4, 5, 6, 7, 8, 9])):
                 name = f"overhead-{batch_size}-{case.split()[0]}"
-                prepared, study = _study(split, Path(tmp), name, 7)
+                prepared, study = _study(split, Path(tmp), name, 7, max_epochs=20)
                 trials = [_fixed_mf(k, batch_size) for k in ks]
                 for params in trials:
                     study.enqueue_trial(params)
@@ -299,15 +299,11 @@ def overhead(data, args) -> pd.DataFrame:
 
 
 def _fixed_mf(k: int, batch_size: int) -> dict:
-    return {
-        "k": k,
-        "use_bias": False,
-        "l2_on": False,
-        "learning_rate": 0.001,
-        "batch_size": batch_size,
-        "epochs": 20,
-        "loss": "mse",
-    }
+    """The space's parameters of the post's MF with this k and batch size (lr 0.001, MSE)."""
+    config = replace(MFConfig(), k=k, batch_size=batch_size, learning_rate=0.001)
+    params = get_arch("mf").to_params(config)
+    del params["epochs"]  # no parameter of the space: the study's cap (20 here) sets it
+    return params
 
 
 def _trial_costs(client: MlflowClient, trial, batch_size: int, case: str) -> dict:
@@ -337,7 +333,8 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 class ChildPeakRss:
-    """Polls /proc for this process's children and records each child's peak RSS."""
+    """Polls /proc for this process's children and grandchildren (workers forked by a fork
+    server) and records each one's peak RSS."""
 
     def __init__(self) -> None:
         self.peaks: dict[int, float] = {}
@@ -345,16 +342,10 @@ class ChildPeakRss:
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
-        me = str(os.getpid())
         while not self._stop.wait(0.5):
-            for stat in Path("/proc").glob("[0-9]*/stat"):
-                try:
-                    fields = stat.read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if fields[1] == me:
-                    pid = int(stat.parent.name)
-                    self.peaks[pid] = max(self.peaks.get(pid, 0.0), rss_mb(pid))
+            mine = children()
+            for pid in mine.union(*(children(child) for child in mine)):
+                self.peaks[pid] = max(self.peaks.get(pid, 0.0), rss_mb(pid))
 
     def __enter__(self) -> ChildPeakRss:
         self._thread.start()
@@ -585,10 +576,11 @@ def headline(data, args) -> pd.DataFrame:
 
 def _cpu_cost(command: list[str], cwd: str) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (every process it left, reaped here) and stdout's last line."""
+    mine = children()  # this process's own fork server, say, from an earlier section
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True)
-    if not reap_orphans(60.0):
+    if not reap_orphans(60.0, keep=mine):
         raise RuntimeError(f"{command}: processes outlived it by a minute")
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
