@@ -28,9 +28,9 @@ import tensorflow as tf
 from bench.archs.layers import Dropout, row_penalties
 from bench.data import Split
 from bench.errors import BenchError
-from bench.training import philox
 from bench.training.lazy_adam import LazyAdam
 from bench.training.options import TrainOptions
+from bench.training.philox import uniform as philox_uniform
 
 
 def inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,7 +77,7 @@ class EpochNoise:
         full, last = divmod(n, batch_size)
         widths = [int(np.prod(layer.input.shape[1:])) for layer in self.layers]
         seeds = self._seeds(full + 1, full + (last > 0))  # step `full` unused if last == 0
-        draws = philox.uniform(seeds, [batch_size * max(widths)])
+        draws = philox_uniform(seeds, [batch_size * max(widths)])
         draws = tf.reshape(draws, [len(self.layers), full + 1, -1])
         noise = []
         for i, (layer, width) in enumerate(zip(self.layers, widths, strict=True)):
