@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -61,6 +62,37 @@ def reap_orphans(timeout: float, keep: set[int] = frozenset()) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one command cost: its exit status, wall and CPU seconds, its standard output
+    (when captured), and whether every process it left was reaped in time."""
+
+    status: int
+    wall: float
+    user: float
+    system: float
+    stdout: str
+    complete: bool
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+
+def measure(command: list[str], cwd=None, capture: bool = False, timeout: float = 60.0) -> Cost:
+    """Run `command` (as a subreaper: call `become_subreaper` first), reap what it leaves
+    behind, but not this process's own children from before, and charge it their CPU."""
+    mine = children()  # this process's own, a fork server of its own, say: not the command's
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, check=False, capture_output=capture, text=True)
+    complete = reap_orphans(timeout, keep=mine)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return Cost(done.returncode, wall, user, system, done.stdout or "", complete)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="", help="a name printed with the figures")
@@ -69,19 +101,14 @@ def main() -> None:
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     become_subreaper()
-    start = time.perf_counter()
-    status = subprocess.run(command, check=False).returncode
-    complete = reap_orphans(args.reap_timeout)
-    wall = time.perf_counter() - start
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = usage.ru_utime + usage.ru_stime
-    note = "" if complete else " (some processes still running: CPU undercounted)"
+    cost = measure(command, timeout=args.reap_timeout)
+    note = "" if cost.complete else " (some processes still running: CPU undercounted)"
     print(
-        f"cpu_cost {args.label}: exit {status}, wall {wall:.1f} s, CPU {cpu:.1f} s "
-        f"(user {usage.ru_utime:.1f}, system {usage.ru_stime:.1f}){note}",
+        f"cpu_cost {args.label}: exit {cost.status}, wall {cost.wall:.1f} s, CPU {cost.cpu:.1f} s "
+        f"(user {cost.user:.1f}, system {cost.system:.1f}){note}",
         flush=True,
     )
-    sys.exit(status)
+    sys.exit(cost.status)
 
 
 if __name__ == "__main__":

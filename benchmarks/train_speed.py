@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ import keras
 import numpy as np
 import optuna
 import pandas as pd
-from cpu_cost import become_subreaper, children, reap_orphans
+from cpu_cost import become_subreaper, children, measure
 from mlflow.tracking import MlflowClient
 from scale import SHAPES, scale
 
@@ -372,10 +371,10 @@ def memory(data, args) -> pd.DataFrame:
             callbacks=[lambda study, trial: rss.append(rss_mb())],
         )
         settings = replace(prepared.settings, study_name="memory-recycled")
-        with ChildPeakRss() as children:
+        with ChildPeakRss() as workers:
             run_study(settings, split)
     ten = rss[min(9, len(rss) - 1)]
-    recycled_peak = max(children.peaks.values(), default=float("nan"))
+    recycled_peak = max(workers.peaks.values(), default=float("nan"))
     return pd.DataFrame(
         [
             {
@@ -576,16 +575,10 @@ def headline(data, args) -> pd.DataFrame:
 
 def _cpu_cost(command: list[str], cwd: str) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (every process it left, reaped here) and stdout's last line."""
-    mine = children()  # this process's own fork server, say, from an earlier section
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True)
-    if not reap_orphans(60.0, keep=mine):
-        raise RuntimeError(f"{command}: processes outlived it by a minute")
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, done.stdout.strip().splitlines()[-1]
+    cost = measure(command, cwd, capture=True)
+    if cost.status or not cost.complete:
+        raise RuntimeError(f"{command}: exit {cost.status}, all reaped: {cost.complete}")
+    return cost.wall, cost.cpu, cost.stdout.strip().splitlines()[-1]
 
 
 def _rate(what: str, trials: int, wall: float, cpu: float) -> dict:
