@@ -31,7 +31,6 @@ from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,6 +38,7 @@ from bench.archs import config_params
 from bench.data import Split
 from bench.datasets import get_dataset
 from bench.errors import BenchError
+from bench.tracking.client import SharedClient
 from bench.tracking.environment import environment_tags, source_tags
 from bench.tracking.figures import loss_curve_figure
 from bench.training.options import TrainOptions
@@ -148,7 +148,7 @@ class Tracker:
     def __init__(self, uri: str | None = None):
         self.uri = resolve_tracking_uri(uri)
         try:
-            self.client = MlflowClient(self.uri)
+            self.client = SharedClient(self.uri)
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
 
@@ -170,20 +170,11 @@ class Tracker:
                 with contextlib.suppress(MlflowException):  # or made meanwhile elsewhere
                     self.client.create_experiment(name, self.artifact_location(name))
                 found = self.client.get_experiment_by_name(name)
-            if description and not found.tags.get(NOTE_TAG):
-                self._describe(found.experiment_id, description)
+            if description and not found.tags.get(NOTE_TAG):  # a race for it: SharedClient
+                self.client.set_experiment_tag(found.experiment_id, NOTE_TAG, description)
             return found.experiment_id
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
-
-    def _describe(self, experiment_id: str, description: str) -> None:
-        """Set the experiment's description; another process that set it at the same
-        instant (a unique-key race in the tags table) wins, which is as good."""
-        try:
-            self.client.set_experiment_tag(experiment_id, NOTE_TAG, description)
-        except MlflowException:
-            if not self.client.get_experiment(experiment_id).tags.get(NOTE_TAG):
-                raise
 
     def start_run(
         self,

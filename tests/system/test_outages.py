@@ -61,7 +61,7 @@ def test_invocations_ride_out_a_restart_and_a_20_second_outage(tmp_path, pg_url,
         pg_ctl("start", check=False)  # (already running if the test failed before the stop)
     codes = [i.wait(timeout=300) for i in invocations]
     errs = [i.stderr for i in invocations]
-    assert codes == [0, 0, 0], errs
+    assert codes == [0, 0, 0], "\n\n".join(errs)  # a string: pytest shows it whole
     for err in errs:
         assert "Traceback" not in err, err
     away = [line for err in errs for line in err.splitlines() if "unreachable (" in line]
