@@ -18,6 +18,7 @@ from bench.benchmark.predictors import Predictor
 from bench.benchmark.results import FoldResult
 from bench.benchmark.spec import BenchmarkSpec
 from bench.data import RatingData, Split
+from bench.errors import BenchError, one_line
 from bench.metrics import mlflow_name
 from bench.sweep.descriptions import benchmark_model_description
 from bench.tracking.environment import code_version, environment_tags, machine_class
@@ -82,10 +83,23 @@ def previous_results(
             max_results=1,
         )
         if runs:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = client.download_artifacts(runs[0].info.run_id, "results.csv", tmp)
-                return pd.read_csv(path), f"{kind} run {runs[0].info.run_name}"
+            return _results_of(client, runs[0], kind), f"{kind} run {runs[0].info.run_name}"
     return None, ""
+
+
+def _results_of(client: MlflowClient, run, kind: str) -> pd.DataFrame:
+    """A benchmark run's results.csv; a run whose artifacts are gone (a store copied or
+    cached without its artifact folder) is one error saying which run and what to do."""
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_csv(client.download_artifacts(run.info.run_id, "results.csv", tmp))
+    except (MlflowException, OSError) as exc:
+        raise BenchError(
+            f"the {kind} run {run.info.run_name} to gate against has no results.csv under "
+            f"{run.info.artifact_uri} ({one_line(exc)}); restore the store's artifacts "
+            "(mlartifacts/ beside a SQLite store, with it in any cache), or gate against an "
+            "earlier run's results.csv with --baseline FILE"
+        ) from exc
 
 
 def promote(client: MlflowClient, run_id: str) -> None:

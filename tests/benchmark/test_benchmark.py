@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -220,6 +221,25 @@ def test_job_runs_end_to_end_and_gates(small_data, tmp_path, capsys):
         == 1
     )
     assert "mf regressed on rmse" in capsys.readouterr().out
+
+
+def test_a_run_to_gate_against_whose_artifacts_are_gone_is_one_error_saying_what_to_do(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    artifacts = tmp_path / "mlartifacts"
+    experiment = client.create_experiment("benchmark", artifact_location=artifacts.as_uri())
+    identity = {"bench.data": "ml-100k u1"}
+    run = client.create_run(experiment, tags=identity, run_name="benchmark-20261129-0300")
+    client.log_text(run.info.run_id, "model,fold,rmse\nmf,u1,0.91\n", "results.csv")
+    client.set_terminated(run.info.run_id)
+    previous, against = records.previous_results(client, experiment, identity)
+    assert list(previous["rmse"]) == [0.91] and against == "latest run benchmark-20261129-0300"
+
+    shutil.rmtree(artifacts)  # a store cached or copied without its artifact folder
+    with pytest.raises(BenchError) as raised:
+        records.previous_results(client, experiment, identity)
+    message = str(raised.value)
+    assert message.startswith("the latest run benchmark-20261129-0300 to gate against")
+    assert str(artifacts.name) in message and "--baseline" in message and "\n" not in message
 
 
 def test_a_promoted_reference_fails_every_run_that_regresses_until_it_is_fixed(
