@@ -24,7 +24,7 @@ from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import space_version
 from bench.sweep.storage.backends import open_storage
 from bench.sweep.workers import run_study
-from bench.tracking.environment import environment_tags
+from bench.tracking.environment import code_version
 
 DONE = "nested_budget_done"
 NESTED_TRIALS_PER_PROCESS = 10
@@ -110,7 +110,7 @@ def tune(
         "trial0_value": first.value if first is not None and first.value is not None else None,
         "trials": len(finished),
         "budget": asdict(budget),
-        "commit": environment_tags()["git_commit"],
+        "commit": code_version(),  # the commit, + a digest of local edits; else the version
     }
     complete = first is not None and first.state == optuna.trial.TrialState.COMPLETE
     trial0 = get_arch(arch).from_trial(first) if complete else None

@@ -39,11 +39,12 @@ def _git_commit() -> str:
 @functools.cache
 def code_version() -> str:
     """Which code runs: the git commit, with a digest of the uncommitted changes to tracked
-    files when there are any (the same edits give the same version), or the installed
-    package's version outside a checkout."""
+    files when there are any (the same edits give the same version), or outside a checkout
+    the installed package's version with a digest of the package's source."""
     commit = _git_commit()
     if commit == "unknown":
-        return f"recsys-sweep-bench {_version('recsys-sweep-bench')}"
+        package = Path(__file__).resolve().parents[1]
+        return f"recsys-sweep-bench {_version('recsys-sweep-bench')}+{source_digest(package)}"
     if not commit.endswith("-dirty"):
         return commit
     root = Path(__file__).resolve().parents[2]
@@ -54,6 +55,16 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return f"{commit}-unknown-changes"
     return f"{commit.removesuffix('-dirty')}+{hashlib.sha256(diff).hexdigest()[:12]}"
+
+
+def source_digest(package: Path) -> str:
+    """12 hex digits of SHA-256 over the package's Python files, names and contents: the
+    same source gives the same digest wherever it was copied to."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 @functools.cache

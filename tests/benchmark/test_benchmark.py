@@ -6,6 +6,7 @@ import importlib.util
 import json
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from bench.benchmark.stats import describe_folds, find_regressions, paired
 from bench.cli import benchmark as benchmark_cli
 from bench.errors import BenchError
 from bench.metrics.ranking import ranking_metrics, top_k_unseen
+from bench.tracking.environment import code_version
 from bench.tracking.recommend import load_keras_model, recommend
 from bench.tracking.tracker import Tracker
 from bench.training.train import predict_codes, train
@@ -326,8 +328,28 @@ def test_a_model_identity_changes_with_the_config_the_data_or_the_code(monkeypat
     try:  # uncommitted edits: the same edits, the same version
         assert environment.code_version() == environment.code_version()
         assert environment.code_version().startswith("abc123+")
+        monkeypatch.setattr(environment, "_git_commit", lambda: "unknown")  # no checkout
+        environment.code_version.cache_clear()
+        package = environment.source_digest(Path(environment.__file__).parents[1])
+        assert environment.code_version().startswith("recsys-sweep-bench ")
+        assert environment.code_version().endswith(f"+{package}")
     finally:
         environment.code_version.cache_clear()
+
+
+def test_a_source_digest_names_the_code_wherever_it_was_copied_and_changes_with_it(tmp_path):
+    from bench.tracking.environment import source_digest
+
+    for folder in ("a", "b"):
+        (tmp_path / folder / "sub").mkdir(parents=True)
+        (tmp_path / folder / "sub" / "m.py").write_text("x = 1\n")
+        (tmp_path / folder / "notes.txt").write_text(folder)  # not source
+    assert source_digest(tmp_path / "a") == source_digest(tmp_path / "b")
+    (tmp_path / "b" / "sub" / "m.py").write_text("x = 2\n")
+    assert source_digest(tmp_path / "a") != source_digest(tmp_path / "b")
+    (tmp_path / "b" / "sub" / "m.py").rename(tmp_path / "b" / "m.py")  # same text, moved
+    (tmp_path / "b" / "m.py").write_text("x = 1\n")
+    assert source_digest(tmp_path / "a") != source_digest(tmp_path / "b")
 
 
 def test_unknown_architecture_lists_the_registered_ones(tmp_path):
@@ -386,9 +408,9 @@ def test_nested_job_writes_per_fold_configs_that_pin_the_next_run(small_data, tm
     assert benchmark_cli.run(args, small_data) == 0
     tuned = json.loads((tmp_path / "report" / "tuned_configs.json").read_text())
     assert set(tuned["mf"]) == {"u1", "u2"}
-    assert {"study", "trial", "value", "trials", "budget", "commit"} <= set(
-        tuned["mf"]["u1"]["provenance"]
-    )
+    provenance = tuned["mf"]["u1"]["provenance"]
+    assert {"study", "trial", "value", "trials", "budget", "commit"} <= set(provenance)
+    assert provenance["commit"] == code_version() != "unknown"
     report = (tmp_path / "report" / "report.md").read_text()
     assert "nested-ml-100k-u1-mf" in report and "fallback" in report
     pinned = protocol.load_pinned(tmp_path / "report" / "tuned_configs.json")
