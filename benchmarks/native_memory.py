@@ -9,6 +9,9 @@ Prints the RSS growth per trial from trial 10 to 40. Not part of the test suite.
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import ctypes
 import gc
 import os

@@ -8,6 +8,9 @@ Used to compare two versions of a space (run it on each tree): no test part is r
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import sys
 import tempfile
 from dataclasses import replace

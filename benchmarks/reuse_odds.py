@@ -15,6 +15,9 @@ real study's figures.
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import argparse
 import math
 import warnings

@@ -11,6 +11,9 @@ each config's best validation RMSE. Only the fold's training part is read (its t
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import sys
 import time
 

@@ -11,6 +11,9 @@ steps follow), and its seconds per epoch are scaled to the release's ratings cou
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import resource
 import time
 from dataclasses import dataclass

@@ -18,6 +18,9 @@ Not part of the test suite; absolute seconds vary with the machine and its load.
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import argparse
 import os
 import tempfile

@@ -33,6 +33,9 @@ Not part of the test suite; absolute seconds vary with the machine and its load.
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import argparse
 import os
 import platform
@@ -53,7 +56,6 @@ from cpu_cost import become_subreaper, children, measure
 from mlflow.tracking import MlflowClient
 from scale import SHAPES, scale
 
-from bench import verbosity
 from bench.archs import get_arch
 from bench.archs.mf import MFConfig
 from bench.archs.nn import NNConfig
@@ -649,7 +651,6 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("-v", "--verbose", action="store_true", help="the libraries' chatter")
     args = parser.parse_args()
-    verbosity.apply(args.verbose)  # as `bench` does (TensorFlow's load-time lines come before)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = load_dataset("ml-100k", args.data_dir)
     print(

@@ -9,6 +9,9 @@ each part, and how often a compiled runner was reused. Not part of the test suit
 
 from __future__ import annotations
 
+import quiet  # noqa: F401 - first: before TensorFlow loads
+
+# isort: split
 import collections
 import functools
 import sys
