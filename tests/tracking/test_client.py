@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+from mlflow.entities import Dataset, DatasetInput
 from mlflow.exceptions import MlflowException
 
 from bench.tracking import Tracker
@@ -60,32 +61,60 @@ def test_any_other_error_is_raised_on_the_first_write():
     assert write.calls == 1
 
 
+def race(writers: int, write) -> list[str]:
+    """write(writer) in `writers` threads released at one instant; the errors' first lines."""
+    barrier, errors = threading.Barrier(writers), []
+
+    def run(writer: int) -> None:
+        barrier.wait(30)
+        try:
+            write(writer)
+        except MlflowException as exc:
+            errors.append(str(exc).splitlines()[0])
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors
+
+
 def test_writers_racing_for_new_tags_on_one_run_all_land(mlflow_server):
     """Six threads tag one run with the same new keys at the same instant, through an
     MLflow server on PostgreSQL (a plain MlflowClient lost 6 of 120 such writes)."""
     tracker = Tracker(mlflow_server)
     experiment = tracker.client.create_experiment(f"race-{uuid.uuid4().hex[:8]}")
     run = tracker.client.create_run(experiment).info.run_id
-    writers, keys, errors = 6, 20, []
+    writers, keys = 6, 20
     for key in range(keys):
-        barrier = threading.Barrier(writers)
 
-        def write(writer: int, key: int = key, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait(30)
-            try:
-                if writer % 2:
-                    tracker.client.set_tag(run, f"key{key}", f"writer{writer}")
-                else:
-                    tracker.log(run, {"seen": float(key)}, tags={f"key{key}": f"writer{writer}"})
-            except MlflowException as exc:
-                errors.append(str(exc).splitlines()[0])
+        def write(writer: int, key: int = key) -> None:
+            if writer % 2:
+                tracker.client.set_tag(run, f"key{key}", f"writer{writer}")
+            else:
+                tracker.log(run, {"seen": float(key)}, tags={f"key{key}": f"writer{writer}"})
 
-        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    assert errors == []
+        assert race(writers, write) == []
     tags = tracker.client.get_run(run).data.tags
     written = {f"writer{w}" for w in range(writers)}
     assert all(tags[f"key{key}"] in written for key in range(keys))
+
+
+def test_writers_racing_to_log_one_new_data_set_all_land(mlflow_server):
+    """Six runs of one experiment log the same new data set at the same instant (the
+    workers of several invocations starting their first trials on one split)."""
+    tracker = Tracker(mlflow_server)
+    experiment = tracker.client.create_experiment(f"race-{uuid.uuid4().hex[:8]}")
+    runs = [tracker.client.create_run(experiment).info.run_id for _ in range(6)]
+    for round_ in range(10):
+        digest = uuid.uuid4().hex[:8]
+        dataset = Dataset(f"split-{round_}", digest, "code", '{"tags": {}}')
+
+        def write(writer: int, dataset: Dataset = dataset) -> None:
+            tracker.client.log_inputs(runs[writer], datasets=[DatasetInput(dataset)])
+
+        assert race(len(runs), write) == []
+    for run in runs:
+        logged = {d.dataset.name for d in tracker.client.get_run(run).inputs.dataset_inputs}
+        assert logged == {f"split-{r}" for r in range(10)}
