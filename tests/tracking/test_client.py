@@ -1,5 +1,5 @@
-"""The tracker's MLflow client: tag writes that lose a unique-key race to another writer
-are written again; every other error is raised at once."""
+"""The tracker's MLflow client: writes that lose a unique-key race to another writer (a
+tag, a data set) are written again; every other error is raised at once."""
 
 from __future__ import annotations
 
