@@ -33,18 +33,23 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def children(parent: int | None = None) -> set[int]:
-    """The child processes of `parent` (default this process; orphans re-parented to it
-    included), from /proc."""
-    me, found = str(parent or os.getpid()), set()
+def parents() -> dict[int, int]:
+    """Every process's parent, from one scan of /proc."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
-            continue
-        if fields[1] == me:
-            found.add(int(stat.parent.name))
+            continue  # ended during the scan
+        found[int(stat.parent.name)] = int(fields[1])
     return found
+
+
+def children(parent: int | None = None, tree: dict[int, int] | None = None) -> set[int]:
+    """The child processes of `parent` (default this process; orphans re-parented to it
+    included), in `tree` (default a fresh scan of /proc)."""
+    parent, tree = parent or os.getpid(), tree if tree is not None else parents()
+    return {pid for pid, its_parent in tree.items() if its_parent == parent}
 
 
 def reap_orphans(timeout: float, keep: set[int] = frozenset()) -> bool:

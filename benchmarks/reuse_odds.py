@@ -3,12 +3,12 @@ batch size) took fewer values: Optuna's tpe-small sampler on the real MF space, 
 cheap stand-in objective.
 
 A trial reuses a compiled epoch when an earlier trial of its process had the same structure
-(k, batch size, loss, bias terms, bias L2 on or off; the learning rate and L2 strengths
-are inputs). Training for real takes minutes per study (`train_speed.py --sections reuse`
-measures that); this draws the same space's trials in seconds, against a smooth stand-in
-for the validation RMSE (best near k 32, batch 256, lr 5e-3, biases on, MSE), to compare
-grids before changing the space. It estimates the sampler's behaviour, not the
-real study's figures.
+(`bench.training.compiled.structure_key`: k, batch size, loss, bias terms, which L2 terms
+are on; the learning rate and L2 strengths are inputs). Training for real takes minutes per
+study (`train_speed.py --sections reuse` measures that); this draws the same space's trials
+in seconds, against a smooth stand-in for the validation RMSE (best near k 32, batch 256,
+lr 5e-3, biases on, MSE), to compare grids before changing the space. It estimates the
+sampler's behaviour, not the real study's figures.
 
     python benchmarks/reuse_odds.py [--trials 30] [--studies 8]
 """
@@ -22,11 +22,15 @@ import argparse
 import math
 import warnings
 
+import keras
 import numpy as np
 import optuna
 
 from bench.archs import get_arch
 from bench.sweep.samplers import make_sampler, stream_of
+from bench.training.compiled import structure_key
+
+SMALL_TABLE = 7  # users and items of the models built for their structure
 
 POWERS = tuple(2**i for i in range(9))
 GRIDS = {  # k's values; the batch sizes (None: as the space says)
@@ -72,8 +76,12 @@ def stand_in(config) -> float:
     )
 
 
-def structure(config) -> tuple:
-    return (config.k, config.batch_size, config.loss, config.use_bias, config.bias_l2 > 0)
+def structure(arch, config) -> tuple:
+    """The key the sweep's runner cache files the trial under (`structure_key`), of its
+    model built on small tables: the key reads the variables' shapes, not their rows."""
+    keras.backend.clear_session()
+    model = arch.build(config, SMALL_TABLE, SMALL_TABLE)
+    return structure_key(model, config, arch.jit_compile, False, 1)
 
 
 def repeats(grids: tuple, trials: int, seed: int) -> int:
@@ -85,8 +93,9 @@ def repeats(grids: tuple, trials: int, seed: int) -> int:
     def objective(trial: optuna.Trial) -> float:
         nonlocal count
         config = arch.suggest(GridTrial(trial, *grids), arch.max_epochs)
-        count += structure(config) in seen
-        seen.add(structure(config))
+        key = structure(arch, config)
+        count += key in seen
+        seen.add(key)
         return stand_in(config) + noise.normal(0, 0.003)
 
     study.optimize(objective, n_trials=trials)

@@ -52,7 +52,7 @@ import keras
 import numpy as np
 import optuna
 import pandas as pd
-from cpu_cost import become_subreaper, children, measure
+from cpu_cost import become_subreaper, children, measure, parents
 from mlflow.tracking import MlflowClient
 from scale import SHAPES, scale
 
@@ -344,8 +344,9 @@ class ChildPeakRss:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.5):
-            mine = children()
-            for pid in mine.union(*(children(child) for child in mine)):
+            tree = parents()
+            mine = children(tree=tree)
+            for pid in mine.union(*(children(child, tree) for child in mine)):
                 self.peaks[pid] = max(self.peaks.get(pid, 0.0), rss_mb(pid))
 
     def __enter__(self) -> ChildPeakRss:
