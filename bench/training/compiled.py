@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bench.archs.layers import Dropout, row_penalties
+from bench.archs.layers import row_penalties
 from bench.data import Split
 from bench.errors import BenchError
 from bench.training.lazy_adam import LazyAdam
+from bench.training.noise import EpochNoise
 from bench.training.options import TrainOptions
-from bench.training.philox import uniform as philox_uniform
 
 
 def inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,67 +48,6 @@ def make_optimizer(config: Any) -> keras.optimizers.Optimizer:
     return keras.optimizers.get(
         {"class_name": config.optimizer, "config": {"learning_rate": config.learning_rate}}
     )
-
-
-class EpochNoise:
-    """A whole epoch's dropout noise, drawn at the start of the compiled epoch.
-
-    Under XLA, TensorFlow's random ops draw other numbers than its CPU/GPU kernels, and a
-    seed read from Keras' per-step `SeedGenerator` variable made each dropout about 10x
-    slower than the rest of the step. So the noise of every step is drawn before the loop
-    from the seeds a plain `fit` uses ([seed, counter + step]), by `philox.uniform`:
-    integer ops, exact under XLA, that give bit for bit the numbers of the Philox kernels
-    `fit` runs. Each generator advances once per epoch by the number of steps.
-    """
-
-    def __init__(self, model: keras.Model):
-        self.layers = [
-            layer
-            for layer in model._flatten_layers()
-            if isinstance(layer, Dropout) and layer.rate > 0  # rate 0 has no generator
-        ]
-
-    def draw(self, n: int, batch_size: int) -> list[tf.Tensor]:
-        """Per layer, the full batches' noise (steps, batch, ...), then the last batch's:
-        one Philox call for every layer and step (a draw's numbers are a prefix of a longer
-        draw's from the same seed, so each layer takes the widest layer's batch)."""
-        if not self.layers:
-            return []
-        full, last = divmod(n, batch_size)
-        widths = [int(np.prod(layer.input.shape[1:])) for layer in self.layers]
-        seeds = self._seeds(full + 1, full + (last > 0))  # step `full` unused if last == 0
-        draws = philox_uniform(seeds, [batch_size * max(widths)])
-        draws = tf.reshape(draws, [len(self.layers), full + 1, -1])
-        noise = []
-        for i, (layer, width) in enumerate(zip(self.layers, widths, strict=True)):
-            dims, rows = list(layer.input.shape[1:]), max(last, 1)
-            steps = draws[i, :full, : batch_size * width]
-            noise.append(tf.reshape(steps, [full, batch_size, *dims]))
-            noise.append(tf.reshape(draws[i, full, : rows * width], [rows, *dims]))
-        return noise
-
-    def _seeds(self, steps: int, advance: int) -> tf.Tensor:
-        """Each layer's int32 seeds of its first `steps` steps (layer-major), as Keras derives
-        them from the layer's generator; each generator then moves on by `advance` steps."""
-        seeds = []
-        for layer in self.layers:
-            state = layer.seed_generator.state.value
-            base = state.read_value()
-            counters = tf.range(steps, dtype=base.dtype)
-            seeds.append(base + tf.stack([tf.zeros_like(counters), counters], axis=1))
-            state.assign(base + tf.constant([0, advance], base.dtype))
-        return Dropout.seed32(tf.concat(seeds, axis=0))
-
-    @contextlib.contextmanager
-    def at(self, noise: list[tf.Tensor], step: tf.Tensor | None) -> Iterator[None]:
-        """While a step is traced, each layer reads its noise (step None: the last batch)."""
-        for layer, full, last in zip(self.layers, noise[::2], noise[1::2], strict=True):
-            layer.step_noise = last if step is None else tf.gather(full, step)
-        try:
-            yield
-        finally:
-            for layer in self.layers:
-                layer.step_noise = None
 
 
 class CompiledEpochs:
@@ -135,7 +74,8 @@ class CompiledEpochs:
         self.l2 = [tf.Variable(0.0, trainable=False) for _ in self.regularised]
         self.batch_size = config.batch_size
         self.sparse = sparse
-        self.noise = EpochNoise(self.model) if jit else None
+        noise = EpochNoise(self.model) if jit else None
+        self.noise = noise if noise and noise.layers else None  # no dropout: no noise
         self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
 
     def load(self, model: keras.Model, config: Any) -> None:
@@ -172,39 +112,62 @@ class CompiledEpochs:
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         return loss * tf.cast(tf.shape(rows)[0], loss.dtype)
 
-    def _noise_at(self, noise: list[tf.Tensor], step: tf.Tensor | None):
-        return self.noise.at(noise, step) if self.noise else contextlib.nullcontext()
+    def _noise_at(self, noise: list[tf.Tensor], index, rows: int | None = None):
+        return self.noise.at(noise, index, rows) if self.noise else contextlib.nullcontext()
+
+    def _draw(self, bases, first, count: int, batch_size: int) -> list[tf.Tensor]:
+        return self.noise.draw(bases, first, count, batch_size) if self.noise else []
 
     def _epoch_fn(self, order: tf.Tensor, data: tuple, valid: tuple) -> tuple:
-        """The epoch's dropout noise; all full batches in while loops of `unroll` steps per
-        iteration, then of single steps; the partial last batch (static shape); then the
-        predictions for `valid` (user and item codes; may be empty)."""
+        """All full batches, their dropout noise drawn a span of steps at a time (one span:
+        the whole epoch, unless its noise would outgrow `NOISE_BYTES`); then the partial
+        last batch (static shape); then the predictions for `valid` (user and item codes;
+        may be empty)."""
         n = order.shape[0]
         batch_size = min(self.batch_size, n)
-        noise = self.noise.draw(n, batch_size) if self.noise else []
-        full = n // batch_size
-        head = full - full % self.unroll
-        state = (tf.constant(0), tf.constant(0.0))
-        body = self._steps(self.unroll, order, data, noise, batch_size)
-        state = tf.while_loop(lambda step, _: step < head, body, state)
-        if head < full:
-            body = self._steps(1, order, data, noise, batch_size)
-            state = tf.while_loop(lambda step, _: step < full, body, state)
-        total = state[1]
-        if full * batch_size < n:
-            with self._noise_at(noise, None):
+        full, last = divmod(n, batch_size)
+        bases = self.noise.begin(full + (last > 0)) if self.noise else None
+        span = self.noise.span(full, batch_size, self.unroll) if self.noise else full
+
+        def run_span(first, total: tf.Tensor) -> tuple:
+            noise = self._draw(bases, first, span, batch_size)
+            end = full if span == full else tf.minimum(first + span, full)
+            return end, self._run_steps(first, end, total, order, data, noise, batch_size)
+
+        if span == full:
+            total = run_span(0, tf.constant(0.0))[1]
+        else:
+            state = (tf.constant(0), tf.constant(0.0))
+            total = tf.while_loop(lambda first, _: first < full, run_span, state)[1]
+        if last:
+            with self._noise_at(self._draw(bases, full, 1, batch_size), 0, rows=last):
                 total += self._weighted_step(order[full * batch_size :], data)
         if not valid:
             return total, tf.zeros([0])
         return total, tf.reshape(self.model(list(valid), training=False), [-1])
 
-    def _steps(self, count: int, order, data: tuple, noise: list, batch_size: int) -> Callable:
+    def _run_steps(self, first, end, total, order, data, noise, batch_size: int) -> tf.Tensor:
+        """Steps `first`.. `end - 1` (noise: theirs, from step `first` on): while loops of
+        `unroll` steps per iteration, then of single steps; the summed weighted loss."""
+        if isinstance(end, int):  # the whole epoch: the loops' bounds are known
+            head = end - end % self.unroll
+        else:
+            head = end - (end - first) % self.unroll
+        state = (tf.convert_to_tensor(first), total)
+        body = self._steps(self.unroll, first, order, data, noise, batch_size)
+        state = tf.while_loop(lambda step, _: step < head, body, state)
+        if self.unroll > 1 and (not isinstance(end, int) or head < end):
+            body = self._steps(1, first, order, data, noise, batch_size)
+            state = tf.while_loop(lambda step, _: step < end, body, state)
+        return state[1]
+
+    def _steps(self, count: int, first, order, data: tuple, noise: list, batch_size: int):
         """A while-loop body that runs `count` train steps, traced one after the other."""
 
         def body(step: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             for i in range(count):
                 rows = tf.slice(order, [(step + i) * batch_size], [batch_size])
-                with self._noise_at(noise, step + i):
+                with self._noise_at(noise, step + i - first):
                     total = total + self._weighted_step(rows, data)
             return step + count, total
 

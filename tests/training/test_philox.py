@@ -9,8 +9,9 @@ import tensorflow as tf
 from bench.archs import get_arch
 from bench.archs.layers import Dropout
 from bench.archs.nn import NNConfig
+from bench.training import noise as noise_module
 from bench.training import philox
-from bench.training.compiled import EpochNoise
+from bench.training.noise import EpochNoise
 
 SHAPES = [[32, 8], [7, 5], [1, 8], [3], [2, 3, 5]]
 
@@ -40,16 +41,33 @@ def test_uniform_equals_the_philox_kernel_for_each_seed(shape, jit):
 
 
 def test_an_epochs_noise_is_the_noise_a_plain_fit_draws_step_by_step():
-    """n = 50 ratings in batches of 24: two full steps and a last one of 2 ratings."""
+    """n = 50 ratings in batches of 24: two full steps and a last one of 2 ratings, drawn
+    as the compiled epoch draws them: a span of steps, then the last step on its own."""
     model = get_arch("nn").build(NNConfig(user_dim=3, item_dim=4), 10, 12)
     noise = EpochNoise(model)
     assert len(noise.layers) == 2
     before = [layer.seed_generator.state.numpy() for layer in noise.layers]
-    drawn = tf.function(lambda: noise.draw(50, 24), jit_compile=True)()
-    for layer, start, full, last in zip(noise.layers, before, drawn[::2], drawn[1::2], strict=True):
+
+    def epoch():
+        bases = noise.begin(3)
+        return noise.draw(bases, 0, 2, 24), noise.draw(bases, tf.constant(2), 1, 24)
+
+    spans, lasts = tf.function(epoch, jit_compile=True)()
+    for layer, start, span, last in zip(noise.layers, before, spans, lasts, strict=True):
         width = layer.input.shape[1:]
-        for step, shape, values in ((0, 24, full[0]), (1, 24, full[1]), (2, 2, last)):
+        for step, shape, values in ((0, 24, span[0]), (1, 24, span[1]), (2, 2, last[0, :2])):
             kernel = Dropout.noise(tf.constant(start + [0, step]), [shape, *width])
             np.testing.assert_array_equal(_bits(values), _bits(kernel))
         # the generator moved on by the epoch's three steps, as three `fit` steps move it
         np.testing.assert_array_equal(layer.seed_generator.state.numpy(), start + [0, 3])
+
+
+def test_a_span_holds_as_many_steps_as_the_noise_budget_allows(monkeypatch):
+    model = get_arch("nn").build(NNConfig(user_dim=3, item_dim=4), 10, 12)
+    noise = EpochNoise(model)
+    per_step = 4 * 24 * 4 * 2  # float32, batch 24, the widest layer (4), two layers
+    monkeypatch.setattr(noise_module, "NOISE_BYTES", per_step * 10)
+    assert noise.span(100, 24, 1) == 10
+    assert noise.span(100, 24, 4) == 8  # whole loop iterations
+    assert noise.span(100, 24, 16) == 16  # at least one iteration, over budget or not
+    assert noise.span(7, 24, 1) == 7  # never more than the epoch

@@ -13,6 +13,7 @@ from bench.archs import get_arch
 from bench.archs.mf import MFConfig, NNMFConfig
 from bench.archs.nn import NNConfig
 from bench.metrics import RatingScale, rating_metrics
+from bench.training import noise
 from bench.training.compiled import LONG_RUN_STEPS, RUNNERS, loop_unroll
 from bench.training.embeddings import embedding_stats, embedding_summary
 from bench.training.options import TrainOptions
@@ -205,6 +206,28 @@ def test_an_unrolled_loop_learns_bit_for_bit_what_a_step_by_step_loop_does(small
     assert unrolled.history == plain.history
     assert unrolled.test == plain.test
     for theirs, mine in zip(unrolled.model.get_weights(), plain.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+
+
+@pytest.mark.parametrize("unroll", [1, 4])
+def test_dropout_noise_drawn_in_spans_learns_bit_for_bit_what_one_draw_does(
+    small_split, monkeypatch, unroll
+):
+    """On large data an epoch's noise is drawn a span of steps at a time (bounded memory):
+    spans that do not divide the epoch, the last one partial, give the same model."""
+    config = replace(SMALL_NN, batch_size=13)
+    RUNNERS.clear()
+    whole = train(config, small_split, TrainOptions(unroll=unroll))
+    per_step = 4 * config.batch_size * config.item_dim * 2  # the widest layer, two layers
+    monkeypatch.setattr(noise, "NOISE_BYTES", per_step * 5)
+    span = 5 // unroll * unroll
+    steps = len(small_split.train) // config.batch_size
+    assert steps % span and steps > 2 * span  # several spans, the last one partial
+    RUNNERS.clear()
+    spans = train(config, small_split, TrainOptions(unroll=unroll))
+    assert spans.history == whole.history
+    assert spans.test == whole.test
+    for theirs, mine in zip(spans.model.get_weights(), whole.model.get_weights(), strict=True):
         np.testing.assert_array_equal(theirs, mine)
 
 
