@@ -11,15 +11,19 @@ writes are retried too, so it survives the outage. Two writes are not idempotent
 trial's final state, written again after a commit whose reply was lost, is accepted when
 the stored state is the one written; a new trial whose creation committed unseen stays
 RUNNING without an owner until `bench study repair` or the heartbeat check fails it.
+Optuna's multi-line warning that its trial query falls back to a slower one, which a lost
+connection also sets off, is dropped when the call fails with an outage.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -131,6 +135,52 @@ class TolerantRDBStorage(optuna.storages.RDBStorage):
                 return True
             raise
 
+    def _get_trials(self, *args, **kwargs):
+        """Optuna's trial query, retried through an outage without its fallback warning."""
+
+        def query():
+            with _fallback_warning_unless_outage():
+                return super(TolerantRDBStorage, self)._get_trials(*args, **kwargs)
+
+        return self.tolerance.call(query)
+
+
+FALLBACK = "Caught an error from sqlalchemy"  # Optuna's warning before a slower query
+OPTUNA_RDB_LOGGER = "optuna.storages._rdb.storage"
+
+
+class _HeldBack(logging.Filter):
+    """Holds back this thread's records of Optuna's fallback warning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread, self.records = threading.get_ident(), []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self.thread and record.getMessage().startswith(FALLBACK):
+            self.records.append(record)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _fallback_warning_unless_outage() -> Iterator[None]:
+    """Optuna's trial query warns, in several lines, that it falls back to a slower query
+    whenever the database errs, a lost connection included; that warning is held back,
+    dropped if the call fails with an outage (said in one line by `Tolerance`), else shown."""
+    logger, held = logging.getLogger(OPTUNA_RDB_LOGGER), _HeldBack()
+    logger.addFilter(held)
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            held.records.clear()
+        raise
+    finally:
+        logger.removeFilter(held)
+        for record in held.records:
+            logger.handle(record)
+
 
 def _tolerant(name: str) -> Callable:
     method = getattr(optuna.storages.RDBStorage, name)
@@ -170,7 +220,6 @@ RETRIED = [
     # what Optuna's _CachedStorage calls on its backend instead of the public methods
     "_create_new_trial",
     "_set_trial_param",
-    "_get_trials",
     "_get_best_trial_id",
 ]
 for _name in RETRIED:
