@@ -136,6 +136,7 @@ def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, d
             tuned = nested.tune(data, split, arch, spec.seed, budget, stores)
             configs[arch][split.name] = tuned.config
             provenance[arch][split.name] = tuned.provenance
+            _say_if_short(split.name, arch, tuned.provenance, budget)
             if tuned.trial0 is not None:
                 trial0.setdefault(arch, {})[split.name] = tuned.trial0
     source = (
@@ -160,7 +161,14 @@ def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
             params, origin = peers.tune(name, tuning, budget, spec.seed, storage, study)
             configs[name][split.name] = peers.PeerSpec(name, params)
             provenance[name][split.name] = origin
+            _say_if_short(split.name, name, origin, budget)
     return configs, provenance
+
+
+def _say_if_short(fold: str, name: str, origin: dict, budget: nested.Budget) -> None:
+    line = nested.short_line(fold, name, origin, budget)
+    if line:
+        print(line, flush=True)
 
 
 def _fixed_configs(spec, archs, tracker, studies) -> tuple[dict, dict, str]:

@@ -117,6 +117,17 @@ def tune(
     return Tuned(get_arch(arch).from_trial(best), provenance, trial0)
 
 
+def short_line(fold: str, name: str, origin: dict, budget: Budget) -> str | None:
+    """One line if the study stopped before the budget's trial count, else None."""
+    if origin["trials"] >= budget.trials:
+        return None
+    return (
+        f"{fold}: {name} stopped at its {budget.timeout:g} s timeout after {origin['trials']} "
+        f"of {budget.trials} trials, so its config depends on this machine's speed "
+        "(--tune-timeout 0: no timeout)"
+    )
+
+
 def _finished(name: str, storage: str) -> optuna.Study | None:
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage))

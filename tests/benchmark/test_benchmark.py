@@ -313,6 +313,20 @@ def test_gate_identity_names_data_machine_and_configs(small_data, tmp_path):
     )
 
 
+def test_a_study_stopped_by_its_timeout_is_said_in_one_line(small_data, tmp_path, capsys):
+    args = benchmark_cli.parse_args(
+        ["--archs", "mf", "--folds", "u1", "--tune-trials", "3", "--tune-timeout", "0.2",
+         "--max-epochs", "1", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--storage", str(tmp_path / "journal.log"), "--report-dir", str(tmp_path / "report")]
+    )  # fmt: skip
+    assert benchmark_cli.run(args, small_data) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "timeout after" in line]
+    assert lines == [
+        "u1: mf stopped at its 0.2 s timeout after 1 of 3 trials, so its config depends on "
+        "this machine's speed (--tune-timeout 0: no timeout)"
+    ]
+
+
 def test_a_model_identity_changes_with_the_config_the_data_or_the_code(monkeypatch):
     from bench.tracking import environment
 
