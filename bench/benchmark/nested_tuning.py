@@ -80,6 +80,7 @@ def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, sto
         tracking_uri=tracking_uri,
         study_name=name,
         experiment=NESTED_EXPERIMENT,  # one experiment for every fold's study, not one each
+        resumable=False,  # finished is finished: a rerun reuses it (see short_line)
         register_champion=False,  # a fold's tuning study: the benchmark registers its own
         # trials in recycled worker processes: TensorFlow's native memory of hundreds of
         # compiled structures stays out of the benchmark's own process (which crashed in

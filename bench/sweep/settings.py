@@ -37,6 +37,7 @@ class SweepSettings:
     experiment: str | None = None  # the MLflow experiment; None: one named after the study
     sparse_updates: bool = False  # row-sparse Adam on embedding tables (TrainOptions)
     register_champion: bool = True  # nested tuning's per-fold studies register none
+    resumable: bool = True  # a rerun adds trials (nested tuning reuses a finished study)
     data_dir: str | None = None
 
     @property

@@ -152,13 +152,14 @@ def run_study(
 
 
 def _say_why_short(prepared: Prepared, study: optuna.Study, done: int, elapsed: float) -> None:
-    """One line when the timeout or the study-wide budget ended this invocation early."""
+    """One line when the timeout or the study-wide budget ended this invocation early (a
+    timeout of a study a rerun does not resume: said by its caller)."""
     settings, study_trials = prepared.settings, prepared.control.study_trials
     if done >= settings.n_trials:
         return
     if not budget_left(study, study_trials):
         say(f"{settings.name}: the study holds its {study_trials} trials (--study-trials)")
-    elif settings.timeout and elapsed >= settings.timeout:
+    elif settings.timeout and elapsed >= settings.timeout and settings.resumable:
         say(
             f"{settings.name}: the {settings.timeout:g} s timeout ended this run after "
             f"{done} of its {settings.n_trials} trials; rerun the command to add more"

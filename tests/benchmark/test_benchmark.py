@@ -320,7 +320,9 @@ def test_a_study_stopped_by_its_timeout_is_said_in_one_line(small_data, tmp_path
          "--storage", str(tmp_path / "journal.log"), "--report-dir", str(tmp_path / "report")]
     )  # fmt: skip
     assert benchmark_cli.run(args, small_data) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if "timeout after" in line]
+    out, err = capsys.readouterr()
+    assert "rerun the command to add more" not in err  # a rerun reuses the finished study
+    lines = [line for line in out.splitlines() if "timeout after" in line]
     assert lines == [
         "u1: mf stopped at its 0.2 s timeout after 1 of 3 trials, so its config depends on "
         "this machine's speed (--tune-timeout 0: no timeout)"
