@@ -76,7 +76,9 @@ class CompiledEpochs:
         self.sparse = sparse
         noise = EpochNoise(self.model) if jit else None
         self.noise = noise if noise and noise.layers else None  # no dropout: no noise
-        self._epoch = tf.function(self._epoch_fn, jit_compile=jit)
+        # no autograph: the loops are explicit; autograph writes each converted function to a
+        # file in /tmp that only a normal exit deletes, so sweep workers left them behind
+        self._epoch = tf.function(self._epoch_fn, jit_compile=jit, autograph=False)
 
     def load(self, model: keras.Model, config: Any) -> None:
         """Start a trial: `model`'s initial state, fresh optimiser state, its rates."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +21,7 @@ from bench.training.compiled import LONG_RUN_STEPS, RUNNERS, loop_unroll
 from bench.training.embeddings import embedding_stats, embedding_summary
 from bench.training.options import TrainOptions
 from bench.training.train import TrainingDiverged, train
+from tests.support.synthetic import synthetic_ratings, write_folder
 
 SMALL_MF = MFConfig(k=4, epochs=3, batch_size=16, learning_rate=0.01)
 SMALL_NN = NNConfig(
@@ -229,6 +233,30 @@ def test_dropout_noise_drawn_in_spans_learns_bit_for_bit_what_one_draw_does(
     assert spans.test == whole.test
     for theirs, mine in zip(spans.model.get_weights(), whole.model.get_weights(), strict=True):
         np.testing.assert_array_equal(theirs, mine)
+
+
+def test_a_worker_that_exits_without_cleanup_leaves_no_files_in_the_temp_folder(tmp_path):
+    """Sweep workers end with `os._exit`, which skips `atexit`: TensorFlow's autograph, were
+    the compiled epoch converted by it, would leave a generated source file per function."""
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from dataclasses import replace\n"
+        "from bench.archs.nn import NNConfig\n"
+        "from bench.data import make_split\n"
+        "from bench.data.ratings import read_folder\n"
+        "from bench.training import train\n"
+        "split = make_split(read_folder(Path(sys.argv[1])), 'seed', seed=0, valid_fraction=0.1)\n"
+        "train(replace(NNConfig(), epochs=1, batch_size=64), split)\n"
+        "os._exit(0)\n"
+    )
+    folder = write_folder(tmp_path / "data", synthetic_ratings())
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = subprocess.run([sys.executable, "-c", script, str(folder)], env=env, timeout=300)
+    assert done.returncode == 0
+    assert not sorted(p.name for p in temp.iterdir() if p.name.startswith("__autograph"))
 
 
 def test_a_long_run_of_fixed_length_is_unrolled_where_its_architecture_gains():
