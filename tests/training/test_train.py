@@ -254,8 +254,9 @@ def test_a_worker_that_exits_without_cleanup_leaves_no_files_in_the_temp_folder(
     temp = tmp_path / "temp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
-    done = subprocess.run([sys.executable, "-c", script, str(folder)], env=env, timeout=300)
-    assert done.returncode == 0
+    command = [sys.executable, "-c", script, str(folder)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     assert not sorted(p.name for p in temp.iterdir() if p.name.startswith("__autograph"))
 
 
