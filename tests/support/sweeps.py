@@ -120,10 +120,13 @@ class Stores:
         return self.client.search_runs([experiment.experiment_id], max_results=1000)
 
     def running_trial(self, pids: set[int] | None = None):
-        """A trial that runs now (owned by one of `pids`, when given), with its MLflow run."""
+        """A trial that runs now (owned by one of `pids`, when given), with its MLflow run:
+        past its owner's first writes, its config suggested in full (a kill before that
+        would leave trial 0 without the post's settings, which the stores' checks expect)."""
         for trial in self.trials():
             owner = trial.user_attrs.get("pid")
-            if trial.state == TrialState.RUNNING and owner and (pids is None or owner in pids):
+            started = "mlflow_run_id" in trial.user_attrs
+            if trial.state == TrialState.RUNNING and started and (pids is None or owner in pids):
                 return trial
         return None
 
