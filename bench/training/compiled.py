@@ -151,14 +151,11 @@ class CompiledEpochs:
     def _run_steps(self, first, end, total, order, data, noise, batch_size: int) -> tf.Tensor:
         """Steps `first`.. `end - 1` (noise: theirs, from step `first` on): while loops of
         `unroll` steps per iteration, then of single steps; the summed weighted loss."""
-        if isinstance(end, int):  # the whole epoch: the loops' bounds are known
-            head = end - end % self.unroll
-        else:
-            head = end - (end - first) % self.unroll
+        head = end - (end - first) % self.unroll  # ints for a whole epoch, else tensors
         state = (tf.convert_to_tensor(first), total)
         body = self._steps(self.unroll, first, order, data, noise, batch_size)
         state = tf.while_loop(lambda step, _: step < head, body, state)
-        if self.unroll > 1 and (not isinstance(end, int) or head < end):
+        if self.unroll > 1 and not (isinstance(head, int) and head == end):  # steps left
             body = self._steps(1, first, order, data, noise, batch_size)
             state = tf.while_loop(lambda step, _: step < end, body, state)
         return state[1]
