@@ -18,6 +18,7 @@ import pandas as pd
 
 import bench.benchmark.nested_tuning as nested
 import bench.benchmark.peers as peers
+import bench.benchmark.rankers as rankers
 from bench.archs import ARCHS, get_arch
 from bench.benchmark.spec import BenchmarkSpec
 from bench.datasets import DEFAULT
@@ -148,7 +149,8 @@ def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, d
 
 
 def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
-    """Each surprise peer tuned per fold on the same validation part and budget."""
+    """Each peer tuned per fold on the same validation part and budget (a ranker on
+    validation NDCG@10, a surprise peer on the budget's rating metric)."""
     budget = _budget(spec)
     storage = open_storage(resolve_storage(spec.storage, tracker.uri))
     configs: dict[str, dict[str, Any]] = {name: {} for name in spec.peers}
@@ -158,7 +160,8 @@ def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
         for name in spec.peers:
             print(f"{split.name}: tuning peer {name} ...", flush=True)
             study = nested.study_name(split.dataset, split.name, name, spec.seed, budget)
-            params, origin = peers.tune(name, tuning, budget, spec.seed, storage, study)
+            tune = rankers.tune if name in rankers.RANKERS else peers.tune
+            params, origin = tune(name, tuning, budget, spec.seed, storage, study)
             configs[name][split.name] = peers.PeerSpec(name, params)
             provenance[name][split.name] = origin
             _say_if_short(split.name, name, origin, budget)

@@ -68,6 +68,11 @@ def summary_table(results: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
         row: dict[str, Any] = {"model": model, "folds": len(group)}
         for metric in REPORTED:
             bounds = get_metric(metric).bounds
+            if not _applies(group[metric]):
+                row[metric] = "n/a"  # a metric this model does not predict
+                if metric in CI_SHOWN:
+                    row[f"{metric} 95% CI"] = "n/a"
+                continue
             d = describe_folds(group[metric].to_numpy(), bounds, ratio)
             one = len(group) < 2  # no spread and no interval from one fold: say so
             row[metric] = f"{d['mean']:.4f}" + ("" if one else f" ± {d['std']:.4f}")
@@ -76,6 +81,11 @@ def summary_table(results: pd.DataFrame, ratio: float | None) -> pd.DataFrame:
                 row[f"{metric} 95% CI"] = "one fold: no interval" if one else interval
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _applies(values: pd.Series) -> bool:
+    """Whether a model has a metric at all (a ranker predicts no rating: its MAE is NaN)."""
+    return bool(values.notna().all())
 
 
 def comparisons(results: pd.DataFrame, archs: list[str], ratio: float | None) -> list[str]:
@@ -90,6 +100,7 @@ def comparisons(results: pd.DataFrame, archs: list[str], ratio: float | None) ->
         paired(a, by_model[a][m].to_numpy(), b, by_model[b][m].to_numpy(), m, ratio)
         for a, b in pairs
         for m in CI_SHOWN
+        if _applies(by_model[a][m]) and _applies(by_model[b][m])
     ]
     adjusted = holm([t.p_t for t in tests]) if tests else []
     return [

@@ -162,17 +162,23 @@ def tune(
 
     rmse = budget.metric == "rmse"
     sampler = make_sampler(seed, (stream_of(tuning.name),), budget.sampler)
-
     found = optuna.create_study(
-        study_name=study, storage=storage, sampler=sampler,
-        load_if_exists=True,
-    )  # fmt: skip
+        study_name=study, storage=storage, sampler=sampler, load_if_exists=True
+    )
+    return run_budget(found, objective, lambda t: _space(name, t), budget, f"val_{budget.metric}")
+
+
+def run_budget(
+    found: optuna.Study, objective, space, budget, metric: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run a peer's study up to the budget's trial count in all (a rerun tops it up, never
+    adds a new budget); (the best trial's params through `space`, its provenance)."""
     remaining = budget.trials - len([t for t in found.trials if t.state.is_finished()])
     if remaining > 0:
         found.optimize(objective, n_trials=remaining, timeout=budget.timeout)
     best = found.best_trial
-    params = _space(name, optuna.trial.FixedTrial(best.params))
-    provenance = {"study": study, "trial": best.number, "metric": f"val_{budget.metric}",
+    params = space(optuna.trial.FixedTrial(best.params))
+    provenance = {"study": found.study_name, "trial": best.number, "metric": metric,
                   "value": best.value, "trials": len(found.trials)}  # fmt: skip
     return params, provenance
 

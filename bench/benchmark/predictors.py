@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 import bench.benchmark.peers as peers
+import bench.benchmark.rankers as rankers
 from bench.archs import config_params
 from bench.benchmark.baselines import BiasALS, GlobalMean, Popularity, tune_bias_als
 from bench.benchmark.results import FoldResult
@@ -136,6 +137,26 @@ class Peer:
         return Fitted(predict, _grid_of(predict, split) if peer.ranks_all_pairs else None)
 
 
+@dataclass(frozen=True)
+class RankingPeer:
+    """A closed-form item-item ranker (`bench.benchmark.rankers`) with its tuned params: it
+    scores every pair for ranking and predicts no rating (NaN)."""
+
+    spec: peers.PeerSpec
+    loss = None
+
+    def params(self) -> dict[str, Any]:
+        return config_params(self.spec)
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        shape = (split.n_users, split.n_items)
+        scores = rankers.fit_scores(
+            self.spec.name, self.spec.params, split.train, shape, split.scale
+        )
+        no_rating = lambda users, items: np.full(len(users), np.nan)  # noqa: E731
+        return Fitted(no_rating, lambda: scores)
+
+
 class _Baseline:
     """A non-learnt reference: its name is its only param."""
 
@@ -189,7 +210,7 @@ def as_predictor(entry: Any) -> Predictor:
     if isinstance(entry, str):
         return BASELINES[entry]()
     if isinstance(entry, peers.PeerSpec):
-        return Peer(entry)
+        return RankingPeer(entry) if entry.name in rankers.RANKERS else Peer(entry)
     return LearntConfig(entry)
 
 

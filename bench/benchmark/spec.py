@@ -13,7 +13,9 @@ from bench.datasets import DEFAULT
 
 POST_ARCHS = ("mf", "nnmf", "nn")  # the benchmark's default: the seed post's three
 DEFAULT_SEEDS = 5  # a data set without canonical folds: this many seeded 80/20 splits
-PEERS = ("svd", "svdpp", "knn_baseline")  # scikit-surprise models bench.benchmark.peers tunes
+SURPRISE_PEERS = ("svd", "svdpp", "knn_baseline")  # scikit-surprise models (benchmark.peers)
+RANKING_PEERS = ("ease", "itemknn")  # closed-form item-item rankers (benchmark.rankers)
+PEERS = SURPRISE_PEERS + RANKING_PEERS
 QUICK_EPOCHS = 2  # a quick replication: epochs per model
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.archs import ARCHS
-from bench.benchmark.spec import PEERS, POST_ARCHS, BenchmarkSpec, Budget
+from bench.benchmark.spec import PEERS, POST_ARCHS, SURPRISE_PEERS, BenchmarkSpec, Budget
 from bench.cli.common import (
     add_data_flags,
     add_seed_flag,
@@ -79,8 +79,10 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         nargs="?",
         const=",".join(PEERS),
         default="",
-        help="add scikit-surprise peers tuned with the same budget: alone, all of "
-        f"{','.join(PEERS)}; or a comma-separated subset (default: none)",
+        help="add peers tuned per fold with the same budget and validation part: alone, all of "
+        f"{','.join(PEERS)}; or a comma-separated subset (default: none). "
+        f"{','.join(SURPRISE_PEERS)} are scikit-surprise's, tuned on the rating metric; "
+        "ease,itemknn rank only, tuned on validation NDCG@10",
     )
     what.add_argument("--folds", help="comma-separated folds (default: the data set's)")
     what.add_argument(
@@ -111,10 +113,11 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
     if args.peers:
         from bench.benchmark.peers import require_surprise
 
-        require_surprise()
         unknown = set(args.peers.split(",")) - set(PEERS)
         if unknown:
             raise BenchError(f"--peers {args.peers}: choose from {','.join(PEERS)}")
+        if set(args.peers.split(",")) & set(SURPRISE_PEERS):
+            require_surprise()
     if args.from_studies:
         args.protocol = "studies"
     if args.archs == "all":
