@@ -229,6 +229,7 @@ def control_for(args: argparse.Namespace) -> SweepControl:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)  # before the libraries load: `--help` and bad flags are instant
+    from bench.sweep.study import check_writes
     from bench.sweep.summary import summarise
     from bench.sweep.workers import run_study
     from bench.tracking.store import opened
@@ -236,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     archs = list(ARCHS) if args.arch == "all" else [args.arch]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    check_writes([settings_for(args, arch) for arch in archs])  # before any study starts
     with opened(tracking_uri) as tracker:
         client = tracker.client
     metric = args.metric.upper()

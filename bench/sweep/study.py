@@ -20,6 +20,7 @@ import optuna
 from bench import signals
 from bench.archs import get_arch
 from bench.data import Split, load_dataset, make_split
+from bench.datasets import get_dataset
 from bench.errors import BenchError
 from bench.sweep.descriptions import experiment_description, study_description
 from bench.sweep.invocations import arrive, leave, live_others
@@ -35,6 +36,8 @@ from bench.sweep.storage.backends import create_or_load_study, open_storage
 from bench.sweep.storage.urls import redact, resolve_storage
 from bench.sweep.summary import log_study_summary
 from bench.tracking.environment import environment_tags
+from bench.tracking.permissions import require_writes
+from bench.tracking.serving import registered_name
 from bench.tracking.store import opened
 from bench.tracking.tracker import (
     Tracker,
@@ -120,6 +123,7 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     control = control or SweepControl()
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
+    check_writes([settings])  # `bench sweep` checked all its studies; this: other callers
     with opened(tracking_uri) as tracker:
         experiment_id = tracker.experiment(
             settings.experiment_name, experiment_description(settings)
@@ -167,6 +171,20 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
         settings, storage_url, tracking_uri, experiment_id, parent_run_id, trials_before,
         created, control, invocation_stream(created),
     )  # fmt: skip
+
+
+def check_writes(studies: list[SweepSettings]) -> None:
+    """Refuse, before any study is created or trained, sweeps whose MLflow user may not
+    write their experiments and champions' registered models (`bench.tracking.permissions`)."""
+    uri = resolve_tracking_uri(studies[0].tracking_uri)
+    experiments = sorted({settings.experiment_name for settings in studies})
+    models = sorted({champion_name(s) for s in studies if s.register_champion})
+    require_writes(uri, experiments, models)
+
+
+def champion_name(settings: SweepSettings) -> str:
+    """The registered model a study's best trial is registered in."""
+    return registered_name(settings.arch, get_dataset(settings.dataset).label)
 
 
 def _setup_id(study: optuna.Study) -> str:

@@ -12,15 +12,9 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
-from bench.datasets import get_dataset
 from bench.sweep.anytime import curve_of, log_curve
-from bench.sweep.descriptions import (
-    champion_description,
-    study_result,
-    trial_run_name,
-    with_result,
-)
-from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
+from bench.sweep.champion import register_best
+from bench.sweep.descriptions import study_result, trial_run_name, with_result
 from bench.tracking.tracker import EMBEDDING_PNG, Tracker, as_metrics
 
 NOTE = "mlflow.note.content"  # a run's description
@@ -140,27 +134,6 @@ def _copy_best_embeddings(client: MlflowClient, run_id: str, best: FrozenTrial) 
         target = path.with_name("best_trial_embeddings.png")
         path.rename(target)
         client.log_artifact(run_id, str(target), "plots")
-
-
-def register_best(
-    client: MlflowClient, study: optuna.Study, best: FrozenTrial, metric: str
-) -> str | None:
-    """Register the best trial's logged model as `recsys-ARCH-DATASET`, alias `champion`;
-    returns a sentence naming it (None: the trial logged no model)."""
-    trial_run = best.user_attrs.get("mlflow_run_id")
-    uri = client.get_run(trial_run).data.tags.get(RATING_MODEL_TAG) if trial_run else None
-    arch = study.user_attrs.get("arch")
-    if not uri or not arch:
-        return None
-    name = registered_name(arch, get_dataset(study.user_attrs.get("dataset", "ml-100k")).label)
-    description = champion_description(study.study_name, best.number, metric, best.value)
-    version = register_champion(client, uri, name, description)
-    for key, value in {"source": "sweep", "study": study.study_name, "trial": best.number}.items():
-        client.set_model_version_tag(name, version, key, str(value))
-    return (
-        f"`{name}` version {version}, alias `{CHAMPION}`: "
-        f'`mlflow.pyfunc.load_model("models:/{name}@{CHAMPION}")` predicts from raw ids'
-    )
 
 
 def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: str) -> None:

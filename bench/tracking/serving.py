@@ -40,9 +40,10 @@ CHAMPION = "champion"  # the alias of a registered model's best version
 REGISTERED_DESCRIPTION = (
     "Rating predictions from raw user and item ids (a DataFrame with int columns `user` and "
     "`item`; out: float column `rating`, clipped to the rating scale; unknown ids get the "
-    "training mean). Alias `champion`: the best trial of the latest sweep, selected on "
-    "validation. Alias `benchmark`: the latest benchmark's model of the first fold. Each "
-    "version's description says where it comes from."
+    "training mean). Alias `champion`: the best trial of the sweeps, selected on validation "
+    "(a sweep moves it only to a model better on the same data, split and metric). Alias "
+    "`benchmark`: the latest benchmark's model of the first fold. Each version's "
+    "description says where it comes from."
 )
 
 
@@ -213,10 +214,15 @@ def registered_name(arch: str, dataset: str) -> str:
 
 
 def register_champion(
-    client: MlflowClient, model_uri: str, name: str, description: str, alias: str = CHAMPION
+    client: MlflowClient,
+    model_uri: str,
+    name: str,
+    description: str,
+    alias: str | None = CHAMPION,
 ) -> str:
     """Register `model_uri` (`models:/<id>` from `log_rating_model`) as a version of registered
-    model `name` (created if missing), describe it and point `alias` at it; returns the version.
+    model `name` (created if missing), describe it and point `alias` at it (None: no alias
+    moves); returns the version.
 
     Registering the same logged model again reuses its version. The source is the logged
     model's artifact location, not `models:/<id>`, because MLflow's SQL registry resolves
@@ -237,7 +243,8 @@ def register_champion(
         ).version
     )
     client.update_model_version(name, version, description=description)
-    client.set_registered_model_alias(name, alias, version)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
     return str(version)
 
 

@@ -130,3 +130,81 @@ def test_a_workers_job_never_shows_the_environment_it_carries():
     job = WorkerJob(0, 0, 1, None, 1, {"MLFLOW_TRACKING_PASSWORD": secret})
     assert job.environment == {"MLFLOW_TRACKING_PASSWORD": secret}
     assert secret not in repr(job) and secret not in str(job)
+
+
+def _signed_in_as_a_reader(server: str) -> dict[str, str]:
+    """A new user with no grant (the recipe's read-only machine): its credentials."""
+    who, password = f"reader-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    get_app_client("basic-auth", tracking_uri=server).create_user(who, password)
+    return {CREDENTIALS[0]: who, CREDENTIALS[1]: password}
+
+
+@pytest.mark.parametrize("experiment", ["new", "the admin's"])
+def test_a_read_only_users_sweep_writes_nothing(mlflow_server, tmp_path, experiment):
+    """The sweep asks the server what its user may write before anything else: refused in
+    one line naming the user and what it lacks, with no Optuna study, no MLflow experiment,
+    run or model version made (basic-auth would let it create a new experiment, then refuse
+    the champion's registered model only after the trials)."""
+    admin = MlflowClient(mlflow_server)
+    model = "recsys-mf-synthetic"  # the champion's; the admin's (earlier sweeps or here)
+    if not admin.search_registered_models(f"name = '{model}'"):
+        admin.create_registered_model(model)
+    versions = len(admin.search_model_versions(f"name = '{model}'"))
+    name = f"readonly-{uuid.uuid4().hex[:8]}"
+    if experiment != "new":
+        admin.create_experiment(name)
+    env = _signed_in_as_a_reader(mlflow_server)
+    data = write_folder(tmp_path / "data", synthetic_ratings())
+    journal = tmp_path / "journal.log"
+    flags = ["--dataset", "synthetic", "--data-dir", str(data), "--max-epochs", "1"]
+    flags += ["--trials", "1", "--timeout", "0", "--storage", str(journal)]
+    flags += ["--study-name", name, "--experiment", name, "--tracking-uri", mlflow_server]
+    sweep = start(tmp_path, "reader", *flags, env=env)
+    assert sweep.wait() == 2, sweep.stderr
+    errors = [line for line in sweep.lines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: "), sweep.stderr
+    assert f"MLflow user {env[CREDENTIALS[0]]!r}" in errors[0] and "lacks EDIT" in errors[0]
+    assert f"registered model {model!r} (holds READ)" in errors[0]
+    assert (f"experiment {name!r} (holds READ)" in errors[0]) is (experiment != "new")
+    assert not journal.exists()  # no Optuna study
+    found = admin.get_experiment_by_name(name)
+    if experiment == "new":
+        assert found is None
+    else:
+        assert admin.search_runs([found.experiment_id]) == []
+    assert len(admin.search_model_versions(f"name = '{model}'")) == versions
+
+
+def test_a_client_the_server_refuses_is_one_line(mlflow_server, monkeypatch):
+    from bench.errors import BenchError
+    from bench.tracking.permissions import require_writes
+
+    monkeypatch.setenv(CREDENTIALS[0], "admin")
+    monkeypatch.setenv(CREDENTIALS[1], "not-the-password")
+    with pytest.raises(BenchError, match="refused the credentials of user 'admin' \\(401\\)"):
+        require_writes(mlflow_server, ["any"], [])
+    for name in CREDENTIALS:
+        monkeypatch.delenv(name)
+    with pytest.raises(BenchError, match="refused a client without credentials \\(401\\)"):
+        require_writes(mlflow_server, ["any"], [])
+
+
+def test_a_grant_of_edit_lets_a_user_write_anothers_model(mlflow_server, monkeypatch):
+    from bench.errors import BenchError
+    from bench.tracking.permissions import require_writes
+
+    model = f"security-granted-{uuid.uuid4().hex[:8]}"
+    MlflowClient(mlflow_server).create_registered_model(model)  # the admin's
+    credentials = _signed_in_as_a_reader(mlflow_server)
+    who = credentials[CREDENTIALS[0]]
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BenchError, match=f"lacks EDIT on registered model '{model}'"):
+        require_writes(mlflow_server, [], [model])
+    require_writes(mlflow_server, [f"new-{model}"], [f"new-{model}"])  # its own to create
+    monkeypatch.undo()
+    auth = get_app_client("basic-auth", tracking_uri=mlflow_server)
+    auth.grant_user_permission(who, "registered_model", model, "EDIT")
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    require_writes(mlflow_server, [], [model])
