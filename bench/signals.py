@@ -13,8 +13,12 @@ again, so it is raised where the main flow can see it.
 
 Sweep worker processes start with both signals ignored (a signal during their
 TensorFlow import would print a traceback), then install the same handlers, and stop
-with SIGTERM when their parent (the fork server, which exits with the invocation) dies, or
-at once if the invocation is gone already.
+with SIGTERM when their invocation dies (kill -9 included): at once if it is gone already,
+before each trial, and within a moment during one. A forked worker's OS parent is the fork
+server, which outlives the invocation while any worker holds its pipe, so the parent-death
+signal alone is not enough: a thread waits on the invocation's sentinel (a pipe that only
+the invocation holds open, so a reused pid cannot fool it) and sends SIGTERM to the worker,
+then SIGKILL if it still runs ORPHAN_KILL_S later.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RESEND_S = 0.05  # a signal a finaliser dropped is sent again after this long
+ORPHAN_KILL_S = 60.0  # an orphaned worker still alive this long after its SIGTERM: SIGKILL
 
 
 class Interrupted(KeyboardInterrupt):
@@ -151,15 +157,32 @@ def quiet_optuna_interrupts() -> None:
 
 
 def install_in_worker() -> None:
-    """A sweep worker process: handlers on, and SIGTERM when the parent dies."""
+    """A sweep worker process: handlers on, and SIGTERM when the invocation dies."""
     for signum in SIGNALS:
         signal.signal(signum, _handler)
     sys.unraisablehook = _unraisable
     _State.received = None
     quiet_optuna_interrupts()
-    if sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux"):  # the OS parent: the invocation when spawned
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     parent = multiprocessing.parent_process()  # the invocation (a fork server forked us)
-    if parent is not None and not parent.is_alive():  # it died before prctl
+    if parent is not None:
+        watch = threading.Thread(target=_term_when_gone, args=(parent,), daemon=True)
+        watch.start()
+    stop_if_orphaned()  # it died before the watch began
+
+
+def _term_when_gone(parent: multiprocessing.process.BaseProcess) -> None:
+    """The watch thread: SIGTERM to this process as soon as the invocation has exited."""
+    parent.join()  # waits on its sentinel, which closes when the invocation exits
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_KILL_S)  # as the invocation's own stop waits (pool.STOP_WAIT_S)
+    os.kill(os.getpid(), signal.SIGKILL)  # a later run's stale-trial pass fails its trial
+
+
+def stop_if_orphaned() -> None:
+    """In a worker: raise `Interrupted` (SIGTERM) now if its invocation is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is not None and not parent.is_alive():
         _handler(signal.SIGTERM, None)

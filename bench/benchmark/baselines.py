@@ -91,19 +91,19 @@ def tune_bias_als(
 class Popularity:
     """Ranks items by their number of training ratings (ties: the ranking's tie-break).
 
-    It has no rating model: `predict` returns the global mean so that the rating metrics
-    of the table stay defined (they equal GlobalMean's); use `scores` for ranking.
+    It has no rating model: `predict` returns NaN, so that its rating metrics read "not
+    applicable" rather than the global mean's; use `scores` for ranking.
     """
 
     name = "popularity"
 
     def fit(self, train: pd.DataFrame) -> Popularity:
-        self.mean_ = float(train["rating"].mean())
         self.counts_ = np.bincount(train["item"].to_numpy())
         return self
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return np.full(len(users), self.mean_, dtype="float64")
+        """No rating: NaN for every pair."""
+        return np.full(len(users), np.nan)
 
     def scores(self, n_items: int) -> np.ndarray:
         """Training-rating count of each item code 0..n_items-1, as floats."""

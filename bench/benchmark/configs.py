@@ -21,6 +21,7 @@ import bench.benchmark.peers as peers
 import bench.benchmark.rankers as rankers
 from bench.archs import ARCHS, get_arch
 from bench.benchmark.spec import BenchmarkSpec
+from bench.benchmark.stats import read_baseline
 from bench.datasets import DEFAULT
 from bench.errors import BenchError
 from bench.sweep.storage.backends import open_storage
@@ -124,6 +125,12 @@ def _budget(spec: BenchmarkSpec) -> nested.Budget:
     )
 
 
+def budget_words(budget: nested.Budget) -> str:
+    """A study's budget in words: `20 trials, 120 s` or `3 trials, no timeout`."""
+    limit = f"{budget.timeout:g} s" if budget.timeout else "no timeout"
+    return f"{budget.trials} trial{'' if budget.trials == 1 else 's'}, {limit}"
+
+
 def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, dict, str]:
     """Each fold's config tuned on its training part; `trial0` gets each study's trial 0
     (the published settings, early-stopped), for the "did tuning help?" table."""
@@ -133,7 +140,7 @@ def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, d
     provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
     for split in splits:
         for arch in archs:
-            print(f"{split.name}: tuning {arch} ({budget.trials} trials, {budget.timeout} s) ...")
+            print(f"{split.name}: tuning {arch} ({budget_words(budget)}) ...")
             tuned = nested.tune(data, split, arch, spec.seed, budget, stores)
             configs[arch][split.name] = tuned.config
             provenance[arch][split.name] = tuned.provenance
@@ -205,6 +212,7 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
     archs = list(spec.archs)
     for arch in archs:
         get_arch(arch)
+    previous_file = read_baseline(spec.baseline) if spec.baseline is not None else None
     studies = study_names(spec, archs)
     trial0: dict[str, dict[str, Any]] = {}
     if spec.protocol == "nested":
@@ -220,10 +228,4 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
         peer_configs, peer_provenance = _peer_configs(spec, data, splits, tracker)
         configs.update(peer_configs)
         provenance.update(peer_provenance)
-    previous_file = None
-    if spec.baseline is not None:
-        try:
-            previous_file = pd.read_csv(spec.baseline)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise BenchError(f"--baseline {spec.baseline}: cannot read it ({exc})") from exc
     return Job(configs, provenance, source, studies, previous_file, trial0)

@@ -181,7 +181,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
     job = resolve_configs(spec, tracker, data, splits)
     identity = run_identity(job, spec, data, ",".join(s.name for s in splits))
     experiment_id = tracker.experiment(EXPERIMENT, BENCHMARK_EXPERIMENT)
-    previous, against = job.previous_file, "the --baseline file"
+    previous, against = job.previous_file, f"--baseline file {spec.baseline}"
     if previous is None:
         previous, against = previous_results(tracker.client, experiment_id, identity)
     start = time.perf_counter()
@@ -234,4 +234,5 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
     tracker.end(parent_id)
     if spec.promote:
         promote(tracker.client, parent_id)
+    outcome.run, outcome.promoted = run_name, spec.promote  # for the closing lines
     return outcome

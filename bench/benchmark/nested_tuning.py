@@ -5,7 +5,8 @@ nested MLflow runs) tunes on a validation part carved from the fold's training p
 best validation trial's config is then retrained by the benchmark on the fold's whole
 training part and scored once on its test part. No test rating of a fold is ever seen by
 its tuning. A study that already finished its budget is reused, so a rerun of the same
-job is cheap and gives the same configs.
+job is cheap and gives the same configs; one that a killed job left short is topped up to
+its budget (trials that completed or were pruned count; failed and killed ones run again).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.tracking.environment import code_version
 DONE = "nested_budget_done"
 NESTED_TRIALS_PER_PROCESS = 10
 NESTED_EXPERIMENT = "nested-tuning"
+SPENT = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)  # of a budget
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,12 @@ def tune(
 ) -> Tuned:
     """Tune `arch` on `fold`'s training part (or reuse a finished study); its best config."""
     name = study_name(fold.dataset, fold.name, arch, seed, budget)
-    study = _finished(name, stores[0])
-    if study is None:
-        split = tuning_split(data, fold, seed, budget)
-        study = run_study(_settings(arch, split, name, seed, budget, stores), split)
+    study = _existing(name, stores[0])
+    if study is None or not study.user_attrs.get(DONE):
+        if (left := budget.trials - _spent(study)) > 0:
+            split = tuning_split(data, fold, seed, budget)
+            settings = _settings(arch, split, name, seed, budget, stores)
+            study = run_study(replace(settings, n_trials=left), split)
         study.set_user_attr(DONE, True)
     best = study.best_trial
     finished = [t for t in study.trials if t.state.is_finished()]
@@ -129,9 +133,18 @@ def short_line(fold: str, name: str, origin: dict, budget: Budget) -> str | None
     )
 
 
-def _finished(name: str, storage: str) -> optuna.Study | None:
+def _existing(name: str, storage: str) -> optuna.Study | None:
+    """The study of that name, finished or left short by a killed job; None if there is none."""
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
     except KeyError:
         return None
-    return study if study.user_attrs.get(DONE) else None
+
+
+def _spent(study: optuna.Study | None) -> int:
+    """The trials of a study's budget it holds already: completed or pruned ones (a failed
+    or killed trial is run again, so an interrupted job chooses from as many trials as an
+    uninterrupted one)."""
+    if study is None:
+        return 0
+    return len(study.get_trials(deepcopy=False, states=SPENT))

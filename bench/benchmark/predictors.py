@@ -190,7 +190,8 @@ class BiasBaseline(_Baseline):
 
 
 class PopularityBaseline(_Baseline):
-    """Ranks items by their training count (its ratings are the global mean)."""
+    """Ranks items by their training count; it predicts no rating (its MAE and RMSE are NaN,
+    shown as not applicable)."""
 
     name = "popularity"
 

@@ -11,8 +11,10 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from mlflow.tracking import MlflowClient
 
+from bench.benchmark.configs import ALL_FOLDS
 from bench.benchmark.html import to_html
 from bench.benchmark.results import FoldResult, Outcome
+from bench.benchmark.stats import wilcoxon_floor
 from bench.metrics import PLOTTED
 
 
@@ -42,6 +44,12 @@ def _metric_bars(results: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _loss_of(folds: dict[str, Any], fold: str) -> str:
+    """The training loss's name (MSE, MAE) of a model's config on `fold` (or on every fold)."""
+    config = folds.get(fold, folds.get(ALL_FOLDS))
+    return str(getattr(config, "loss", None) or "loss").upper()
+
+
 def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
     """Train-loss curves on the first fold, one panel per loss (MSE and MAE never share)."""
     first_fold = folds[0].fold
@@ -50,8 +58,7 @@ def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
     for fold in learnt:
         if fold.model not in configs:
             continue  # a trial-0 row: its arch's curve is the one shown
-        loss = getattr(configs.get(fold.model), "loss", "loss")
-        by_loss.setdefault(loss, []).append(fold)
+        by_loss.setdefault(_loss_of(configs[fold.model], fold.fold), []).append(fold)
     panels = max(1, len(by_loss))
     fig, axes = plt.subplots(
         1, panels, figsize=(6 * panels, 4), layout="constrained", squeeze=False
@@ -60,12 +67,12 @@ def _loss_curves(folds, configs: dict[str, Any], path: Path) -> None:
         for fold in group:
             curve = fold.history["train_loss"]
             ax.plot(range(1, len(curve) + 1), curve, label=fold.model)
-        ax.set(yscale="log", xlabel="Epoch", ylabel=f"train loss ({loss.upper()}, log scale)")
+        ax.set(yscale="log", xlabel="Epoch", ylabel=f"train loss ({loss}, log scale)")
         plain = FuncFormatter(lambda y, _: f"{y:.3g}")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(plain)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"Train loss ({loss.upper()}) on {first_fold}")
+        ax.set_title(f"Train loss ({loss}) on {first_fold}")
         ax.legend()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -187,6 +194,16 @@ Metrics: mean ± std over folds, bars from 0. Train loss: the first fold, one pa
 """
 
 
+def wilcoxon_note(folds: int) -> str:
+    """What the Wilcoxon p-values of the comparisons can reach with this run's folds."""
+    if folds < 2:
+        return "With one fold there is no paired test: it needs at least 2 folds or seeds."
+    return (
+        f"With {folds} folds the smallest two-sided Wilcoxon p-value is "
+        f"{wilcoxon_floor(folds):.3g}: read it with the t-test."
+    )
+
+
 def _config_rows(outcome: Outcome) -> pd.DataFrame:
     """One row per architecture and fold: the config, and the trial that chose it."""
     rows = []
@@ -258,7 +275,7 @@ Ranking metrics: relevant = a test rating in the top quarter of the rating scale
 
 {chr(10).join(f"- {line}" for line in outcome.sentences)}
 
-With 5 folds the smallest two-sided Wilcoxon p-value is 0.0625: read it with the t-test.
+{wilcoxon_note(results["fold"].nunique())}
 
 {_tuning_section(outcome)}## Regression gate
 

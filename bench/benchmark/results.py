@@ -43,3 +43,5 @@ class Outcome:
     min_delta: float = 0.0  # the gate's smallest difference that counts
     against: str = ""  # what the gate compared with ("reference run NAME", ...)
     tuning: pd.DataFrame | None = None  # "did tuning help?": tuned configs against trial 0
+    run: str = ""  # the MLflow parent run's name (benchmark-DATE-TIME)
+    promoted: bool = False  # whether --promote made the run the gate's reference

@@ -14,15 +14,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.errors import BenchError
+
 LOWER_IS_BETTER = {"mae": True, "rmse": True, "mae_rounded": True, "rmse_rounded": True}
 RANKING = ("precision_at_10", "recall_at_10", "ndcg_at_10")
 GATED = ("mae", "rmse", *RANKING)
 PLAIN_T = "paired t"
+ONE_FOLD = "one fold: no interval or test, which need at least 2 folds or seeds"
 
 
 def lower_is_better(metric: str) -> bool:
@@ -118,14 +122,23 @@ class Paired:
     p_t: float
     p_wilcoxon: float
     test: str = PLAIN_T  # which t-test gave p_t (and the CI's standard error)
+    folds: int = 2  # how many per-fold differences: a test needs at least two
 
     def sentence(self) -> str:
         verb = "trails" if self.worse_by > 0 else "beats"
+        head = f"{self.a} {verb} {self.b} on {self.metric} by {abs(self.worse_by):.4f}"
+        if self.folds < 2:
+            return f"{head} ({ONE_FOLD})"
         return (
-            f"{self.a} {verb} {self.b} on {self.metric} by {abs(self.worse_by):.4f} ± "
-            f"{self.std:.4f} ({self.test} p = {self.p_t:.3g}, "
+            f"{head} ± {self.std:.4f} ({self.test} p = {self.p_t:.3g}, "
             f"Wilcoxon p = {self.p_wilcoxon:.3g})"
         )
+
+
+def wilcoxon_floor(folds: int) -> float:
+    """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give on
+    `folds` paired differences (every difference of one sign): 2 / 2**folds."""
+    return 2.0 / 2**folds
 
 
 def _wilcoxon(diff: np.ndarray) -> float:
@@ -163,6 +176,7 @@ def paired(
         p_t,
         p_w,
         t_test_label(test_train_ratio),
+        len(diff),
     )
 
 
@@ -176,11 +190,40 @@ class Regression:
 
     def message(self) -> str:
         c = self.comparison
+        noise = (
+            f"95 % CI {c.ci_low:.4f}..{c.ci_high:.4f}, {c.test} p = {c.p_t:.3g}"
+            if c.folds > 1
+            else ONE_FOLD
+        )
         return (
             f"{self.model} regressed on {self.metric}: {self.old:.4f} -> {self.new:.4f} "
-            f"(worse by {c.worse_by:.4f}, 95 % CI {c.ci_low:.4f}..{c.ci_high:.4f}, "
-            f"{c.test} p = {c.p_t:.3g})"
+            f"(worse by {c.worse_by:.4f}; {noise})"
         )
+
+
+def read_baseline(path: Path) -> pd.DataFrame:
+    """The per-fold results of an earlier run (its results.csv) that the gate compares with;
+    one error line when the file cannot be read or lacks the columns the gate needs."""
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"--baseline {path}: cannot read it ({reason})") from exc
+    missing = [c for c in ("model", "fold") if c not in table]
+    gated = [m for m in GATED if m in table]
+    if missing or not gated:
+        raise BenchError(
+            f"--baseline {path}: not a benchmark results.csv (it needs the columns model, "
+            f"fold and one of {', '.join(GATED)}); pass the results.csv of an earlier "
+            "benchmark run's --report-dir"
+        )
+    numeric = [m for m in gated if not pd.api.types.is_numeric_dtype(table[m])]
+    if numeric:
+        raise BenchError(
+            f"--baseline {path}: column {numeric[0]} holds values that are not numbers; "
+            "pass an earlier benchmark run's results.csv"
+        )
+    return table.astype({"model": str, "fold": str})
 
 
 def find_regressions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -10,9 +12,11 @@ from bench.benchmark.tuner_report import write_tuner_report
 from bench.benchmark.tuners import TunerRun, TunerSpec, run_tuner, warm_up
 from bench.data import RatingData, Split, load_dataset, make_split
 from bench.sweep.anytime import area
+from bench.sweep.stale_trials import pid_alive
 from bench.tracking.tracker import Tracker, as_metrics
 
 EXPERIMENT = "tuners"
+OWNER_HOST, OWNER_PID = "bench.owner.host", "bench.owner.pid"  # parent-run tags: its process
 
 
 def _log_run(tracker: Tracker, experiment_id: str, parent_id: str, run: TunerRun, spec) -> None:
@@ -46,7 +50,8 @@ def run_tuners(spec: TunerSpec, data: RatingData | None = None) -> list[TunerRun
     data = data if data is not None else load_dataset(spec.dataset, spec.data_dir)
     tracker = Tracker(spec.tracking_uri)
     experiment_id = tracker.experiment(EXPERIMENT)
-    parent_id = tracker.start_run(experiment_id, f"tuners-{time.strftime('%Y%m%d-%H%M%S')}")
+    _close_dead_parents(tracker, experiment_id)
+    parent_id = _start_parent(tracker, experiment_id)
     tracker.log(parent_id, params=_spec_params(spec))
     runs = []
     try:
@@ -68,6 +73,31 @@ def run_tuners(spec: TunerSpec, data: RatingData | None = None) -> list[TunerRun
     tracker.client.log_artifacts(parent_id, str(spec.report_dir))
     tracker.end(parent_id)
     return runs
+
+
+def _start_parent(tracker: Tracker, experiment_id: str) -> str:
+    """The job's parent run, tagged with its process, so that a rerun can close it when
+    that process was killed (kill -9 leaves it RUNNING)."""
+    owner = {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+    return tracker.start_run(experiment_id, f"tuners-{time.strftime('%Y%m%d-%H%M%S')}", tags=owner)
+
+
+def _close_dead_parents(tracker: Tracker, experiment_id: str) -> None:
+    """Close (KILLED) the RUNNING parent runs, and their RUNNING children, whose process on
+    this machine is dead; one line each."""
+    mine = f"attributes.status = 'RUNNING' and tags.`{OWNER_HOST}` = '{socket.gethostname()}'"
+    for run in tracker.client.search_runs([experiment_id], mine):
+        pid = int(run.data.tags[OWNER_PID])
+        if pid_alive(pid):
+            continue  # a tuner benchmark still running here
+        children = (
+            f"attributes.status = 'RUNNING' and tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+        )
+        for child in tracker.client.search_runs([experiment_id], children):
+            tracker.end(child.info.run_id, "KILLED")
+        tracker.end(run.info.run_id, "KILLED")
+        print(f"tuners: parent run {run.info.run_id} ({run.info.run_name}) closed (KILLED): "
+              f"its process {pid} on {run.data.tags[OWNER_HOST]} died", flush=True)  # fmt: skip
 
 
 def _spec_params(spec: TunerSpec) -> dict[str, Any]:

@@ -6,6 +6,7 @@ quiet by default, the libraries' logging with `-v`/`--verbose` (see `bench.verbo
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from collections.abc import Callable
@@ -92,14 +93,26 @@ def usage() -> str:
     )
 
 
+def unknown_command(command: str) -> str:
+    """What to say of a command that does not exist: the closest one, and all of them."""
+    close = difflib.get_close_matches(command, COMMANDS, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"bench: unknown command {command!r}; {guess}commands: {', '.join(COMMANDS)} (bench --help)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `bench` command: dispatch to a command's main, importing only that command."""
     argv = sys.argv[1:] if argv is None else argv
     command = next((arg for arg in argv if arg not in verbosity.FLAGS), None)
     if command not in COMMANDS:
         asked = command in ("-h", "--help")
-        print(usage(), file=sys.stdout if asked else sys.stderr)
-        return 0 if asked else 2
+        if command is None or asked:
+            print(usage(), file=sys.stdout if asked else sys.stderr)
+            return 0 if asked else 2
+        print(f"error: {unknown_command(command)}", file=sys.stderr)
+        return 2
     rest = list(argv)
     rest.remove(command)
     return run(_command(COMMANDS[command][0]), rest)

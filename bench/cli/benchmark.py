@@ -17,6 +17,7 @@ from bench.cli.common import (
     add_seed_flag,
     add_storage_flag,
     add_tracking_flag,
+    check_splits,
     command_parser,
 )
 from bench.errors import BenchError
@@ -27,14 +28,37 @@ if TYPE_CHECKING:
     from bench.data import RatingData
 
 
-def print_outcome(outcome: Outcome) -> int:
-    """The summary, the comparisons and the gate's verdict; the exit code."""
+def print_outcome(outcome: Outcome, report_dir: Path | None = None) -> int:
+    """The summary, the comparisons, the gate's verdict, what was promoted and where the
+    report is; the exit code."""
     print(outcome.summary.to_string(index=False))
     if outcome.tuning is not None and not outcome.tuning.empty:
         print("\ndid tuning help? (tuned against trial 0, the published settings):")
         print(outcome.tuning.to_string(index=False, float_format="{:.4f}".format))
     print("\npaired comparisons over folds:")
     print("\n".join(f"- {line}" for line in outcome.sentences))
+    code = print_gate(outcome)
+    print(closing_lines(outcome, report_dir))
+    return code
+
+
+def closing_lines(outcome: Outcome, report_dir: Path | None) -> str:
+    """The promoted reference, if any, and where the report and the run are."""
+    run = f"benchmark run {outcome.run}" if outcome.run else "this benchmark run"
+    lines = [""]
+    if outcome.promoted:
+        lines.append(
+            f"promoted: {run} is now the reference that later runs of the same identity "
+            "are gated against (MLflow tag bench.reference=true)"
+        )
+    if report_dir is not None:
+        html = report_dir / "report.html"
+        lines.append(f"report: {html} (beside it report.md, results.csv, figures; also on {run})")
+    return "\n".join(lines)
+
+
+def print_gate(outcome: Outcome) -> int:
+    """The regression gate's verdict; the exit code (1: a regression)."""
     if outcome.previous is None:
         print("\nregression gate: no earlier comparable benchmark run; nothing compared (exit 0)")
         return 0
@@ -124,11 +148,29 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         args.archs = ",".join(ARCHS)
     if args.tune_trials < 1 or not 0 < args.valid_fraction < 1 or (args.max_epochs or 1) < 1:
         raise BenchError("--tune-trials and --max-epochs must be >= 1, --valid-fraction in (0, 1)")
+    _check_gate_and_folds(args)
     fields = {k: v for k, v in vars(args).items() if k != "from_studies"}
     fields["archs"] = tuple(a for a in args.archs.split(",") if a)
     fields["folds"] = tuple(f for f in (args.folds or "").split(",") if f)
     fields["peers"] = tuple(p for p in args.peers.split(",") if p)
     return BenchmarkSpec(**fields)
+
+
+def _check_gate_and_folds(args: argparse.Namespace) -> None:
+    """The values found wrong only after the job otherwise: one error line before it starts."""
+    if args.tune_timeout < 0:
+        raise BenchError("--tune-timeout must be positive seconds, or 0 for no limit")
+    if args.min_delta < 0:
+        raise BenchError(
+            f"--min-delta {args.min_delta:g}: the smallest worsening that fails the gate must "
+            "be 0 or more"
+        )
+    if args.folds and not args.seeds:
+        check_splits(args.dataset, [f for f in args.folds.split(",") if f], "--folds")
+    if args.baseline is not None:
+        from bench.benchmark.stats import read_baseline  # pandas and scipy, no TensorFlow
+
+        read_baseline(args.baseline)
 
 
 def _add_tuning_group(group: argparse._ArgumentGroup) -> None:
@@ -183,7 +225,7 @@ def run(spec: BenchmarkSpec, data: RatingData | None = None) -> int:
     """Run the job and print its outcome; the exit code (1: a regression)."""
     from bench.benchmark.job import run_benchmark
 
-    return print_outcome(run_benchmark(spec, data))
+    return print_outcome(run_benchmark(spec, data), spec.report_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bench.datasets import DEFAULT
+from bench.datasets import DEFAULT, get_dataset
+from bench.errors import BenchError
 
 VERBOSE_LINE = "-v, --verbose anywhere on the line: the libraries' logging too"
 
@@ -44,6 +45,14 @@ def add_data_flags(parser: argparse._ActionsContainer) -> None:
         "--data-dir",
         help="the data set's folder (default: $BENCH_DATA_DIR, else the cache, else a download)",
     )
+
+
+def check_splits(dataset: str, names: list[str], flag: str) -> None:
+    """Each of `names` a split of the data set (its folds, or `seed`); else one error line."""
+    known = get_dataset(dataset).splits
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BenchError(f"{flag} {','.join(names)}: {dataset} has {', '.join(known)}")
 
 
 def add_tracking_flag(parser: argparse._ActionsContainer) -> None:

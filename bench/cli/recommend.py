@@ -14,14 +14,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         required=True,
-        help="MLflow model URI: runs:/RUN_ID/model, or a champion such as "
-        "models:/recsys-mf-ml-100k@champion",
+        help="MLflow model URI: a champion such as models:/recsys-mf-ml-100k@champion, a sweep "
+        "trial's models:/MODEL_ID (its tag rating_model_uri), or a benchmark fold's run "
+        "runs:/RUN_ID/model",
     )
     parser.add_argument("--user", type=int, required=True, help="MovieLens user id")
     parser.add_argument("-k", type=int, default=10, help="how many movies (default %(default)s)")
     add_data_flags(parser)
     add_tracking_flag(parser)
     args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error(f"-k {args.k}: how many movies to recommend must be at least 1")
     from bench.data import load_dataset
     from bench.tracking.recommend import load_model, recommend
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.archs import ARCHS
 from bench.benchmark.spec import TunerSpec
-from bench.cli.common import add_data_flags, add_tracking_flag, command_parser
+from bench.cli.common import add_data_flags, add_tracking_flag, check_splits, command_parser
 from bench.errors import BenchError
 from bench.metrics import TUNABLE
 from bench.sweep import samplers
@@ -84,6 +84,7 @@ def parse_args(argv: list[str] | None) -> TunerSpec:
     }
     for name in fields["samplers"]:
         samplers.require("sampler", name)
+    check_splits(args.dataset, list(fields["folds"]), "--folds")
     return TunerSpec(**fields)
 
 

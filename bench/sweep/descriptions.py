@@ -37,9 +37,9 @@ def trial_run_name(number: int, state: str = "") -> str:
 RESULT_HEADING = "## Result"
 SPACE_SAMPLES = 64  # random draws to reach the conditional parameters of a space
 OBJECTIVE_WHY = (
-    "The objective is the validation metric after the **last** epoch, not the best epoch's: "
-    "the weights that are scored on test, logged and served are the last epoch's, so the "
-    "objective describes the model one gets."
+    "The epoch a trial keeps is its best one under early stopping (its weights are restored "
+    "before the test part is scored and the model logged and served), its last without it "
+    "(`--patience 0`), so the objective describes the model one gets."
 )
 
 
@@ -111,8 +111,8 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
         "",
         f"Started with: `{command_line()}`",
         "",
-        f"**Objective**: minimise `{metric}`, the validation {settings.metric.upper()} after a "
-        f"trial's last epoch. {OBJECTIVE_WHY} Test metrics are logged for every completed "
+        f"**Objective**: minimise `{metric}`, the validation {settings.metric.upper()} at the "
+        f"epoch a trial keeps. {OBJECTIVE_WHY} Test metrics are logged for every completed "
         f"trial but never shown to Optuna.",
         "",
         f"**Budget**: {settings.n_trials} trials per invocation, timeout {timeout}{cap}, "
@@ -196,16 +196,24 @@ def trial_description(
     values: list[float],
     planned_epochs: int,
     detail: str = "",
+    kept: int | None = None,
 ) -> str:
     """A finished trial's description: state, objective value and how it was computed.
 
-    `values`: the validation metric per epoch run; `detail`: the pruner or the error.
+    `values`: the validation metric per epoch run; `detail`: the pruner or the error;
+    `kept`: the index of the epoch early stopping kept (None: the last).
     """
     lines = [f"Trial {number} of study **{study}**: **{state}**."]
     if state == "COMPLETE":
+        at = len(values) - 1 if kept is None else kept
+        how = (
+            f"after the last epoch ({len(values)} of {planned_epochs})"
+            if kept is None
+            else f"at epoch {at + 1}, the best of the {len(values)} trained (of "
+            f"{planned_epochs}), kept by early stopping"
+        )
         lines.append(
-            f"Objective `{metric}` = {values[-1]:.4f}: the validation metric after the last "
-            f"epoch ({len(values)} of {planned_epochs}). {OBJECTIVE_WHY}"
+            f"Objective `{metric}` = {values[at]:.4f}: the validation metric {how}. {OBJECTIVE_WHY}"
         )
     elif state == "PRUNED":
         last = f" (`{metric}` then {values[-1]:.4f})" if values else ""
@@ -220,8 +228,9 @@ def trial_description(
 
 def champion_description(study: str, trial: int, metric: str, value: float) -> str:
     return (
-        f"Best trial of study {study}: trial {trial}, {metric} = {value:.4f} (last epoch, "
-        f"validation part). Trained on the study's training part; takes raw user and item ids."
+        f"Best trial of study {study}: trial {trial}, {metric} = {value:.4f} (validation part, "
+        f"at the epoch the trial kept: its best under early stopping). Trained on the "
+        f"study's training part; takes raw user and item ids."
     )
 
 

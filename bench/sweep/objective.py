@@ -123,7 +123,8 @@ class Objective:
                 raise
             self._end(run_id, trial.number, config, curves, "FAIL", f"{type(exc).__name__}: {exc}")
             raise
-        self._finish(run_id, trial.number, config, result.history[self.metric], "COMPLETE")
+        values = result.history[self.metric]
+        self._finish(run_id, trial.number, config, values, "COMPLETE", kept=result.best_epoch)
         return value
 
     def _log_model(self, run_id: str, result: TrainResult, number: int) -> None:
@@ -161,11 +162,13 @@ class Objective:
         state: str,
         detail: str = "",
         status: str = "FINISHED",
+        kept: int | None = None,
     ) -> None:
-        """State tag, a name showing a pruned or failed trial, the description; end the run."""
+        """State tag, a name showing a pruned or failed trial, the description (`kept`: the
+        epoch early stopping kept); end the run."""
         settings = self.prepared.settings
         note = trial_description(
-            number, settings.name, state, self.metric, values, config.epochs, detail
+            number, settings.name, state, self.metric, values, config.epochs, detail, kept
         )
         tags = {
             "trial_state": state,

@@ -9,8 +9,10 @@ timeout allow. A process that exits 130 or 143 was interrupted: the invocation s
 
 Workers are forked by a fork server that imported the harness once (`worker_context`), so
 neither a first trial nor a recycled worker pays the imports of TensorFlow, Keras, MLflow
-and Optuna; each is handed the parent's environment as it starts. The fork server is the
-workers' parent: it exits when the invocation does, and their parent-death signal follows.
+and Optuna; each is handed the parent's environment as it starts. A worker watches its
+invocation, not its OS parent (the fork server, which lives on while a worker does): when
+the invocation dies, even by kill -9, each worker gets SIGTERM within a moment, fails its
+trial in flight and starts no other (bench.signals).
 
 On SIGINT/SIGTERM the parent forwards the signal to every worker (they may not have had
 it: `kill PID` reaches only the parent), tells workers still starting up to stop, waits

@@ -37,6 +37,7 @@ from bench.errors import BenchError, StoreFull, disk_full, one_line
 from bench.sweep.descriptions import trial_run_name
 from bench.sweep.invocations import live_others
 from bench.sweep.progress import say
+from bench.sweep.settings import REGISTERS_ATTR
 from bench.sweep.stale_trials import (
     fail_heartbeat_stale_trials,
     fail_trial,
@@ -209,10 +210,11 @@ def repair_study(storage, url: str, tracker: Tracker, name: str) -> list[str]:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise BenchError(f"no study {name!r} in {redact(url)}; pass another --study") from None
-    experiment = tracker.client.get_experiment_by_name(name)
-    if experiment is None:
-        return [f"{name}: no MLflow experiment of that name in {tracker.uri}; left as it is"]
-    repairs = Reconciler(study, tracker, experiment.experiment_id).run(full=True)
+    experiment_id = _experiment_of(study, tracker)
+    if experiment_id is None:
+        return [f"{name}: neither its parent run nor an MLflow experiment of its name is in "
+                f"{tracker.uri}; left as it is (pass the study's --tracking-uri)"]  # fmt: skip
+    repairs = Reconciler(study, tracker, experiment_id).run(full=True)
     lines = [repair.line(name) for repair in repairs]
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running:
@@ -221,6 +223,21 @@ def repair_study(storage, url: str, tracker: Tracker, name: str) -> list[str]:
                      "heartbeat is within the grace period)")  # fmt: skip
     lines += _close_parent(study, tracker, running)
     return lines or [f"{name}: nothing to repair"]
+
+
+def _experiment_of(study: optuna.Study, tracker: Tracker) -> str | None:
+    """The MLflow experiment of a study's runs (they carry its `study` tag): its parent
+    run's, which several studies may share (the benchmark's `nested-tuning`), else the
+    experiment it was made for."""
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    if parent:
+        try:
+            return tracker.client.get_run(parent).info.experiment_id
+        except MlflowException:  # a parent run of another store, or deleted: by name then
+            pass
+    name = study.user_attrs.get("experiment") or study.study_name
+    experiment = tracker.client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else None
 
 
 def _close_parent(study: optuna.Study, tracker: Tracker, running: list) -> list[str]:
@@ -232,6 +249,6 @@ def _close_parent(study: optuna.Study, tracker: Tracker, running: list) -> list[
     if live := live_others(study):
         return [f"{study.study_name}: parent run {run_id} left RUNNING: invocation "
                 f"{', '.join(live)} alive"]  # fmt: skip
-    log_study_summary(tracker, run_id, study)
+    log_study_summary(tracker, run_id, study, register=study.user_attrs.get(REGISTERS_ATTR, True))
     tracker.end(run_id, "KILLED")
     return [f"{study.study_name}: parent run {run_id} closed (KILLED): no trial runs"]

@@ -11,6 +11,7 @@ from bench.datasets import get_dataset
 DEFAULT_HEARTBEAT_S = 10
 DEFAULT_GRACE_S = 30
 DEFAULT_TOLERANCE_S = 120.0  # seconds a database outage is waited out
+REGISTERS_ATTR = "bench.registers_champion"  # study user attr: closing its parent registers
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,35 @@ class SweepSettings:
 
     @property
     def name(self) -> str:
+        """The study's name: --study-name, else one made of its identity (ARCH-SPLIT, then a
+        part for each identity setting off its default), so differently set runs of one
+        folder make different studies (`mf-seed` and the first look's `mf-seed-e10`)."""
         if self.study_name:
             return self.study_name
         prefix = "" if self.dataset == "ml-100k" else f"{get_dataset(self.dataset).label}-"
-        return f"{prefix}{self.arch}-{self.split}"
+        return "-".join([f"{prefix}{self.arch}-{self.split}", *self._name_parts()])
+
+    def _name_parts(self) -> list[str]:
+        """A name part for each identity setting that differs from the default."""
+        default = SweepSettings(arch=self.arch)
+        return [
+            part(getattr(self, key))
+            for key, part in NAME_PARTS.items()
+            if getattr(self, key) != getattr(default, key)
+        ]
+
+
+NAME_PARTS = {  # identity setting -> its part of a default study name, when not the default
+    "max_epochs": lambda epochs: f"e{epochs}",
+    "metric": str,
+    "seed": lambda seed: f"s{seed}",
+    "valid_fraction": lambda fraction: f"v{fraction:g}",
+    "sampler": str,
+    "pruner": lambda pruner: f"pruner-{pruner}",
+    "patience": lambda patience: f"patience-{patience or 'off'}",
+    "sparse_updates": lambda _: "sparse",
+    "experiment": lambda experiment: f"in-{experiment}",
+}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from bench.sweep.descriptions import experiment_description, study_description
 from bench.sweep.invocations import arrive, leave, live_others
 from bench.sweep.progress import say
 from bench.sweep.reconcile import Reconciler
-from bench.sweep.settings import SweepControl, SweepSettings
+from bench.sweep.settings import REGISTERS_ATTR, SweepControl, SweepSettings
 from bench.sweep.shared import (
     drop_unrunnable_retries,
     invocation_stream,
@@ -38,7 +38,6 @@ from bench.sweep.summary import log_study_summary
 from bench.tracking.environment import environment_tags
 from bench.tracking.permissions import require_writes
 from bench.tracking.serving import registered_name
-from bench.tracking.store import opened
 from bench.tracking.tracker import (
     Tracker,
     resolve_tracking_uri,
@@ -124,10 +123,8 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     tracking_uri = resolve_tracking_uri(settings.tracking_uri)
     storage_url = resolve_storage(settings.storage, tracking_uri)
     check_writes([settings])  # `bench sweep` checked all its studies; this: other callers
-    with opened(tracking_uri) as tracker:
-        experiment_id = tracker.experiment(
-            settings.experiment_name, experiment_description(settings)
-        )
+    tracker = Tracker(tracking_uri)
+    experiment_id = tracker.experiment(settings.experiment_name, experiment_description(settings))
     identity = _identity(settings)
 
     def initialise(study: optuna.Study) -> None:
@@ -136,6 +133,7 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
             return  # a study made before set-up was locked: already set up
         for key, value in identity.items():
             study.set_user_attr(key, value)
+        study.set_user_attr(REGISTERS_ATTR, settings.register_champion)  # for `study repair`
         setup = _setup_id(study)
         queued = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
         for label, params in get_arch(settings.arch).start_params(settings.max_epochs).items():

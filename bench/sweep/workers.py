@@ -73,7 +73,11 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
     if not budget_left(study, control.study_trials):
         return
     reconciler = Reconciler(study, Tracker(prepared.tracking_uri), prepared.experiment_id)
-    callbacks = [*budget_callbacks(control.study_trials), after_trial_pass(reconciler, stop)]
+    callbacks = [
+        _stop_if_orphaned,  # before the next trial: the invocation may have been killed
+        *budget_callbacks(control.study_trials),
+        after_trial_pass(reconciler, stop),
+    ]
     study.optimize(
         Objective(prepared, split),
         n_trials=job.n_trials,
@@ -81,6 +85,11 @@ def run_worker(prepared: Prepared, split: Split, job: WorkerJob, stop: Event | N
         catch=(Exception,),
         callbacks=callbacks,
     )
+
+
+def _stop_if_orphaned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """An Optuna callback: a worker whose invocation is gone stops as on SIGTERM."""
+    signals.stop_if_orphaned()
 
 
 def _worker_process(prepared: Prepared, split: Split, job: WorkerJob, stop: Event) -> None:

@@ -4,6 +4,9 @@ models:/recsys-mf-ml-100k@champion)."""
 
 from __future__ import annotations
 
+import posixpath
+from pathlib import Path
+
 import keras
 import mlflow.artifacts
 import mlflow.keras
@@ -12,11 +15,15 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
+from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+from mlflow.store.artifact.utils.models import get_model_name_and_version
+from mlflow.tracking import MlflowClient
 
 import bench.archs.layers  # noqa: F401  registers the custom layers a model may use
 from bench.errors import BenchError
 from bench.metrics.ranking import top_k_unseen
-from bench.tracking.tracker import resolve_tracking_uri
+from bench.tracking.store import shown
+from bench.tracking.tracker import Tracker, resolve_tracking_uri
 from bench.training.train import predict_codes
 
 
@@ -31,9 +38,10 @@ def load_keras_model(uri: str, tracking_uri: str | None = None) -> keras.Model:
 def load_model(uri: str, tracking_uri: str | None = None):
     """The model logged at `uri`: its Keras model where it has that flavour, else its pyfunc
     (which takes raw user and item ids, as a sweep's champion does)."""
+    tracker = Tracker(existing_store(resolve_tracking_uri(tracking_uri)))
     try:
         path = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, tracking_uri=resolve_tracking_uri(tracking_uri)
+            artifact_uri=model_files(tracker.client, uri), tracking_uri=tracker.uri
         )
         if "keras" in Model.load(path).flavors:
             return mlflow.keras.load_model(path)
@@ -44,6 +52,39 @@ def load_model(uri: str, tracking_uri: str | None = None):
             f"cannot load model {uri!r} ({reason}); pass a URI such as runs:/RUN_ID/model or "
             f"models:/recsys-mf-ml-100k@champion"
         ) from exc
+
+
+def existing_store(tracking_uri: str) -> str:
+    """The store, if a SQLite one exists (reading a model never creates a store)."""
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if tracking_uri.startswith("sqlite:///") and not path.is_file():
+        raise BenchError(
+            f"no MLflow store at {path.absolute()}; pass --tracking-uri (or set "
+            "MLFLOW_TRACKING_URI) to the store the model was registered in"
+        )
+    return tracking_uri
+
+
+def model_files(client: MlflowClient, uri: str) -> str:
+    """Where the files of a models:/ URI are, asked of `client`'s own registry (MLflow's
+    download_artifacts asks the process's global registry, whatever tracking URI it gets);
+    any other URI as it is."""
+    if not ModelsArtifactRepository.is_models_uri(uri):
+        return uri
+    base, inner = ModelsArtifactRepository.split_models_uri(uri)
+    try:
+        found = get_model_name_and_version(client, base)
+        if len(found) == 1:  # models:/MODEL_ID, a logged model
+            location = client.get_logged_model(found[0]).artifact_location
+        else:
+            location = client.get_model_version_download_uri(*found)
+    except MlflowException as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise BenchError(
+            f"cannot load model {uri!r} from {shown(client.tracking_uri)} ({reason}); pass the "
+            "--tracking-uri of the store it was registered in"
+        ) from exc
+    return posixpath.join(location, inner) if inner else location
 
 
 def scores_of(model, data, user_id: int, items: np.ndarray) -> np.ndarray:

@@ -39,11 +39,12 @@ MODEL_URI_PREFIX = "models:/"
 CHAMPION = "champion"  # the alias of a registered model's best version
 REGISTERED_DESCRIPTION = (
     "Rating predictions from raw user and item ids (a DataFrame with int columns `user` and "
-    "`item`; out: float column `rating`, clipped to the rating scale; unknown ids get the "
-    "training mean). Alias `champion`: the best trial of the sweeps, selected on validation "
-    "(a sweep moves it only to a model better on the same data, split and metric). Alias "
-    "`benchmark`: the latest benchmark's model of the first fold. Each version's "
-    "description says where it comes from."
+    "`item`; out: float column `rating`, clipped to the rating scale; a pair with an id "
+    "that had no training rating gets the training mean plus the bias of its known side, "
+    "the mean alone when neither side is known). Alias `champion`: the best trial of the "
+    "sweeps, selected on validation (a sweep moves it only to a model better on the same "
+    "data, split and metric). Alias `benchmark`: the latest benchmark's model of the first "
+    "fold. Each version's description says where it comes from."
 )
 
 

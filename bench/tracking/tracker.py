@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from bench.errors import BenchError
 from bench.tracking.client import SharedClient
 from bench.tracking.environment import environment_tags, source_tags
 from bench.tracking.figures import loss_curve_figure
+from bench.tracking.store import setup_lock, sqlite_wal
 from bench.training.options import TrainOptions
 from bench.training.train import TrainResult
 
@@ -51,7 +53,7 @@ MAX_PARAMS_PER_BATCH = 100
 EMBEDDING_PNG = "embeddings.png"  # histogram of a run's embedding values
 LOSS_CURVES = ("train_loss", "val_loss")
 SPLIT_PARTS = {"train": "training", "valid": "validation", "test": "test"}  # part: context
-STORE_ERRORS = (MlflowException, OSError, SQLAlchemyError)
+STORE_ERRORS = (MlflowException, OSError, SQLAlchemyError, sqlite3.Error)
 
 
 # what MLflow stores runs in: a folder (no scheme, file), a database, or a tracking server
@@ -146,9 +148,13 @@ class Tracker:
     """One MLflow store, reached through an explicit client."""
 
     def __init__(self, uri: str | None = None):
+        """Open the store under its set-up lock (MLflow makes a new database's tables on
+        first use, and two processes doing so at once break it: bench.tracking.store)."""
         self.uri = resolve_tracking_uri(uri)
         try:
-            self.client = SharedClient(self.uri)
+            with setup_lock(self.uri):
+                self.client = SharedClient(self.uri)
+                sqlite_wal(self.uri)
         except STORE_ERRORS as exc:
             raise store_error(self.uri, exc) from exc
 

@@ -23,8 +23,16 @@ def test_missing_data_folder_is_one_line(tmp_path, capsys):
     assert "holds no u.data" in err
 
 
-def test_unknown_command_prints_usage():
-    assert main(["frobnicate"]) == 2
+def test_an_unknown_command_is_one_error_line_with_the_closest_one(capsys):
+    assert main(["swep"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bench: unknown command 'swep'; did you mean 'sweep'?"), err
+    assert err.count("\n") == 1
+
+
+def test_no_command_prints_usage(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith("usage: bench")
 
 
 def test_help_lists_every_command_with_its_line_on_stdout(capsys):
@@ -76,6 +84,54 @@ def test_help_and_bad_flags_answer_before_the_libraries_load(argv):
         assert done.stdout.startswith(f"usage: bench {' '.join(argv[:-1])}"), done.stdout
     else:
         assert done.stderr.count("\n") == 2 and "error:" in done.stderr, done.stderr
+
+
+NO_GP = (  # the gp sampler's optional package missing, whether or not torch is installed
+    "import dataclasses, bench.sweep.samplers as s; "
+    "s.SAMPLERS['gp'] = dataclasses.replace(s.SAMPLERS['gp'], needs='no_such_package_here')\n"
+)
+
+
+@pytest.mark.parametrize(
+    "argv, said, prelude",
+    [
+        (["benchmark", "--baseline", "junk.csv"], "--baseline junk.csv: not a benchmark", ""),
+        (["benchmark", "--baseline", "text.csv"], "column mae holds values that are not", ""),
+        (["benchmark", "--baseline", "none.csv"], "--baseline none.csv: cannot read it", ""),
+        (["benchmark", "--min-delta", "-1"], "--min-delta -1: the smallest worsening", ""),
+        (["benchmark", "--tune-timeout", "-1"], "--tune-timeout must be positive", ""),
+        (["benchmark", "--folds", "u1,u9"], "--folds u1,u9: ml-100k has seed, u1", ""),
+        (["tuners", "--folds", "u9"], "--folds u9: ml-100k has", ""),
+        (
+            ["sweep", "--storage", "j.log", "--heartbeat-interval", "5"],
+            "--heartbeat-interval needs a database storage, not the journal file j.log",
+            "",
+        ),
+        (["sweep", "--sampler", "gp"], "the gp sampler needs the Python package", NO_GP),
+        (["recommend", "--model", "models:/m@champion", "--user", "1", "-k", "0"], "-k 0", ""),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_bad_values_are_one_line_before_the_libraries_load(argv, said, prelude, tmp_path):
+    """Values that used to be found after start-up (or after the whole job) are refused
+    before TensorFlow, MLflow or Optuna load: one error line, exit 2."""
+    (tmp_path / "junk.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "text.csv").write_text("model,fold,mae\nmf,u1,abc\n")
+    code = (
+        f"import sys\n{prelude}from bench.cli import run, _command, COMMANDS\n"
+        f"argv = {argv!r}\n"
+        "try:\n    code = run(_command(COMMANDS[argv[0]][0]), argv[1:])\n"
+        "except SystemExit as exc:\n    code = exc.code\n"
+        f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (verbosity.MARKER, "BENCH_STORAGE")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=env,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == "2 []", done.stderr
+    assert len(lines) == 2 and lines[0].startswith("error: ") and said in lines[0], done.stderr
 
 
 def test_bench_help_loads_no_library():

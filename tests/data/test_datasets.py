@@ -316,7 +316,7 @@ def _sweep(dataset: str, folder: Path, tmp_path: Path) -> list:
     ]  # fmt: skip
     assert main(argv) == 0
     client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
-    experiment = client.get_experiment_by_name(f"{dataset}-mf-seed")
+    experiment = client.get_experiment_by_name(f"{dataset}-mf-seed-e2")
     runs = client.search_runs([experiment.experiment_id])
     return [run for run in runs if "mlflow.parentRunId" in run.data.tags]
 

@@ -90,7 +90,7 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT
 class Stores:
     """Where one study lives: its Optuna storage and its MLflow store (opened once)."""
 
-    def __init__(self, storage: str, tracking_uri: str, name: str = "synthetic-mf-seed"):
+    def __init__(self, storage: str, tracking_uri: str, name: str = "synthetic-mf-seed-e2"):
         self.storage, self.tracking_uri, self.name = storage, tracking_uri, name
         self._study: optuna.Study | None = None
         self._client: MlflowClient | None = None  # not before the sweeps made the store

@@ -48,6 +48,7 @@ def tiny(tmp_path):
             n_trials=3,
             timeout=None,
             max_epochs=2,
+            study_name="mf-seed",  # explicit: the strict check of a joiner's settings
             storage=str(tmp_path / JOURNAL),
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
         )

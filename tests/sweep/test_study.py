@@ -406,9 +406,9 @@ def test_a_sweep_on_a_csv_file_names_its_study_and_champion_safely(tiny, tmp_pat
     ratings.to_csv(path, index=False)
     settings = tiny("mf", n_trials=2, dataset=f"csv:{path}?sep=,&header=1")
     study = run_study(settings)
-    assert settings.name.startswith("csv-my-ratings-") and settings.name.endswith("-mf-seed")
+    assert settings.name.startswith("csv-my-ratings-") and settings.name.endswith("-mf-seed-e2")
     assert not set("/:?&") & set(settings.name)
-    label = settings.name.removesuffix("-mf-seed")
+    label = settings.name.removesuffix("-mf-seed-e2")
     version = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
         f"recsys-mf-{label}", "champion"
     )

@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from bench.sweep.stale_trials import pid_alive
 from tests.support.sweeps import (
+    ROOT,
     Stores,
     assert_stores_agree,
     descendants,
@@ -28,7 +33,9 @@ from tests.support.sweeps import (
 )
 from tests.support.synthetic import synthetic_ratings, write_folder
 
-TRIAL_LINE = re.compile(r"^synthetic-mf-seed trial \d+ (COMPLETE|PRUNED|FAIL) value \S+ best \S+ ")
+TRIAL_LINE = re.compile(
+    r"^synthetic-mf-seed-e2 trial \d+ (COMPLETE|PRUNED|FAIL) value \S+ best \S+ "
+)
 
 
 @pytest.fixture
@@ -68,7 +75,8 @@ def test_killed_worker_is_replaced_and_its_trial_fails_in_both_stores(sweep, tmp
     assert sum(bool(TRIAL_LINE.match(line)) for line in invocation.lines()) == 8
     out = invocation.out.read_text().splitlines()  # it ends saying where the results are
     assert out[-2] == (
-        f"runs: mlflow ui --backend-store-uri {stores.tracking_uri}  (experiment synthetic-mf-seed)"
+        f"runs: mlflow ui --backend-store-uri {stores.tracking_uri}  "
+        "(experiment synthetic-mf-seed-e2)"
     )
     assert out[-1] == "champions: models:/recsys-mf-synthetic@champion"
 
@@ -95,6 +103,50 @@ def test_sigterm_to_the_invocation_fails_its_trials_and_a_rerun_resumes(sweep, t
     assert rerun.wait() == 0, rerun.stderr
     trials, _ = assert_stores_agree(stores)
     assert [t.number for t in trials] == list(range(len(before) + 1))
+
+
+def test_kill_9_of_the_invocation_stops_its_workers(sweep, tmp_path):
+    stores, flags = sweep
+    invocation = start(tmp_path, "killed", *flags, "--workers", "2", "--trials", "6")
+    wait_until(lambda: finished(stores) >= 1, "a first finished trial")
+    workers = descendants(invocation.pid)  # the fork server and its workers
+    wait_until(lambda: stores.running_trial(workers), "a worker's running trial")
+    wait_until(lambda: not Path(stores.storage + ".lock").exists(), "the journal unlocked", 30)
+    killed_at, killed_wall = time.monotonic(), datetime.now()
+    os.kill(invocation.pid, signal.SIGKILL)
+    invocation.wait()
+    gone = report("kill -9 parent: its workers gone", killed_at,
+                  lambda: not any(map(pid_alive, workers)))  # fmt: skip
+    assert gone < 15  # 1.6-7.2 s measured on 2 cores at load 2-8 (a trial's epoch ends first)
+    trials = stores.trials()
+    late = [t.number for t in trials if t.datetime_start > killed_wall + timedelta(seconds=1)]
+    assert late == [], f"trials {late} started after the kill"
+    assert len(trials) < 6
+    assert not any(t.state == TrialState.RUNNING for t in trials)  # each worker marked its own
+    children = [r for r in stores.runs() if "mlflow.parentRunId" in r.data.tags]
+    assert all(run.info.status != "RUNNING" for run in children)
+
+
+@pytest.mark.parametrize(
+    "method, stubborn", [("forkserver", ""), ("spawn", ""), ("forkserver", "stubborn")]
+)
+def test_a_worker_mid_trial_stops_within_seconds_of_its_invocations_kill_9(
+    tmp_path, method, stubborn
+):
+    """SIGTERM, handled as Ctrl-C; a worker that sleeps on is killed (here after 1 s)."""
+    out = tmp_path / "signal"
+    command = [sys.executable, "-m", "tests.support.orphans", method, str(out), stubborn]
+    invocation = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    worker = int(invocation.stdout.readline())
+    wait_until(lambda: out.exists() and out.read_text() == "ready", "its handlers on", 30)
+    killed_at = time.monotonic()
+    invocation.kill()
+    invocation.wait(30)
+    gone = report(
+        f"kill -9 parent ({method}): worker gone", killed_at, lambda: not pid_alive(worker)
+    )
+    assert gone < 3
+    assert out.read_text() == "SIGTERM"
 
 
 def test_rerun_fails_the_trial_of_a_killed_parent_in_both_stores(sweep, tmp_path):
@@ -172,3 +224,44 @@ def test_three_machines_on_postgres_and_the_mlflow_server(tmp_path, pg_url, mlfl
         runs[complete].info.run_id, "model_summary.txt", str(tmp_path)
     )
     assert "Total params" in Path(path).read_text()
+
+
+def _tuners(folder: Path, data: Path, trials: int, report_dir: str) -> list[str]:
+    """A tiny `studies/tuners.py` (the `bench tuners` command) on the real data."""
+    return [
+        sys.executable, str(ROOT / "studies" / "tuners.py"), "--archs", "mf",
+        "--samplers", "random", "--pruners", "none", "--seeds", "1", "--max-epochs", "1",
+        "--trials", str(trials), "--data-dir", str(data), "--report-dir", report_dir,
+        "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+    ]  # fmt: skip
+
+
+def test_a_rerun_closes_the_parent_run_of_a_killed_tuner_benchmark(tmp_path, real_data_dir):
+    out = tmp_path / "killed.out"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with out.open("w") as stdout:
+        killed = subprocess.Popen(
+            _tuners(tmp_path, real_data_dir, 40, "a"),
+            cwd=tmp_path, stdout=stdout, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+    wait_until(lambda: "u1 mf: random / none, seed 0 ..." in out.read_text(), "its first study")
+    os.killpg(killed.pid, signal.SIGKILL)  # its parent run was made before that line
+    assert killed.wait() == -signal.SIGKILL
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("tuners").experiment_id
+    (parent,) = client.search_runs([experiment], "attributes.status = 'RUNNING'")
+
+    rerun = subprocess.run(
+        _tuners(tmp_path, real_data_dir, 1, "b"),
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    closed = [line for line in rerun.stdout.splitlines() if "closed (KILLED)" in line]
+    assert closed == [
+        f"tuners: parent run {parent.info.run_id} ({parent.info.run_name}) closed (KILLED): "
+        f"its process {killed.pid} on {parent.data.tags['bench.owner.host']} died"
+    ]
+    runs = client.search_runs([experiment])
+    assert client.get_run(parent.info.run_id).info.status == "KILLED"
+    assert [run.info.status for run in runs].count("FINISHED") == 2  # the rerun's parent, study

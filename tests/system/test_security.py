@@ -113,7 +113,7 @@ def test_no_store_keeps_the_database_password_and_the_files_are_private(tmp_path
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     client = MlflowClient(f"sqlite:///{store}/mlflow.db")
-    experiment = client.get_experiment_by_name("synthetic-mf-seed").experiment_id
+    experiment = client.get_experiment_by_name("synthetic-mf-seed-e2").experiment_id
     notes = [
         run.data.tags.get("mlflow.note.content", "") for run in client.search_runs([experiment])
     ]

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from bench.archs.layers import GlobalBias, RowL2
 from bench.tracking.serving import (
+    REGISTERED_DESCRIPTION,
     Fallback,
     id_maps,
     log_rating_model,
@@ -161,6 +162,8 @@ def test_champion_serves_raw_ids_where_bench_cannot_be_imported(served):
     expected = np.clip(fallback.global_mean + np.array(known_side), *SCALE)
     np.testing.assert_allclose(predicted[rated:], expected, rtol=1e-6)
     assert not np.allclose(predicted[rated:], fallback.global_mean)
+    # and the registered model's page says so
+    assert "gets the training mean plus the bias of its known side" in REGISTERED_DESCRIPTION
 
 
 def _model_folder(served: SimpleNamespace) -> Path:

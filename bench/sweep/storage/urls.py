@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 from optuna.exceptions import (
     StorageInternalError,
@@ -20,12 +18,7 @@ from sqlalchemy.exc import (
 )
 
 from bench.errors import BenchError
-
-STORAGE_ENV = "BENCH_STORAGE"
-
-
-JOURNAL_NAME = "optuna-journal.log"
-
+from bench.sweep.storage.names import STORAGE_ENV, is_database, resolve_storage  # noqa: F401
 
 CONNECT_TIMEOUT_S = 5
 
@@ -48,18 +41,6 @@ def redact_text(text: str) -> str:
     return PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
-def default_storage(tracking_uri: str) -> str:
-    """The journal file beside the MLflow SQLite file (or in the working directory)."""
-    if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / JOURNAL_NAME)
-    return JOURNAL_NAME
-
-
-def resolve_storage(flag: str | None, tracking_uri: str) -> str:
-    """The storage to use: the --storage flag, else $BENCH_STORAGE, else the default."""
-    return flag or os.environ.get(STORAGE_ENV) or default_storage(tracking_uri)
-
-
 def redact(url: str) -> str:
     """The storage URL with any password replaced by ***, safe for messages and logs."""
     if not is_database(url):
@@ -68,10 +49,6 @@ def redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return redact_text(PASSWORD_PATTERN.sub(r"\1***@", url))
-
-
-def is_database(url: str) -> bool:
-    return "://" in url
 
 
 def engine_kwargs(url: str) -> dict:
