@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.data import RatingData, locate, make_split, read_folder
-from bench.datasets import get_dataset
+from bench.datasets import DATASETS, get_dataset
 from bench.errors import DataError
 from tests.support.services import mlflow_server, pg_url  # noqa: F401 - fixtures
+from tests.support.sweep_entry import SYNTHETIC
 from tests.support.synthetic import synthetic_ratings, write_folder
 
 
@@ -43,3 +44,10 @@ def real_data_dir() -> Path:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the real data: {exc}")
         pytest.skip(f"real MovieLens-100k not available: {exc}")
+
+
+@pytest.fixture
+def synthetic_dataset(monkeypatch):
+    """The tests-only `synthetic` data set in the registry for one test, taken out after."""
+    monkeypatch.setitem(DATASETS, SYNTHETIC.name, SYNTHETIC)
+    return SYNTHETIC

@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 import bench.benchmark.job  # noqa: F401 - TensorFlow, MLflow and Optuna, before the gate
-import tests.support.sweep_entry  # noqa: F401 - registers the `synthetic` data set
 from bench.cli import run
+from tests.support import sweep_entry
 
 WAIT_S = 300
 POLL_S = 0.01
 
 
 def main() -> int:
+    sweep_entry.register()
     gate, name, command, *flags = sys.argv[1:]
     module = importlib.import_module(f"bench.cli.{command}")
     (Path(gate) / f"{name}.ready").touch()

@@ -25,7 +25,14 @@ SYNTHETIC = replace(
     files_sha256={},
     n_ratings=None,
 )
-DATASETS.setdefault(SYNTHETIC.name, SYNTHETIC)
+
+
+def register() -> None:
+    """Add `synthetic` to this process's registry (subprocesses only: an in-process test
+    uses the `synthetic_dataset` fixture, which takes it out again)."""
+    DATASETS.setdefault(SYNTHETIC.name, SYNTHETIC)
+
 
 if __name__ == "__main__":
+    register()
     raise SystemExit(run(main))

@@ -10,7 +10,6 @@ from mlflow.tracking import MlflowClient
 from bench.cli import main
 from bench.sweep.settings import NAME_PARTS, SweepSettings
 from bench.sweep.study import _identity
-from tests.support import sweep_entry
 from tests.support.synthetic import synthetic_ratings, write_folder
 
 OTHER_VALUES = {  # a value off the default for each identity setting a flag changes
@@ -36,11 +35,13 @@ def test_every_identity_setting_off_its_default_makes_another_default_name():
     assert replace(default, max_epochs=10, study_name="mine").name == "mine"  # kept as given
 
 
-def test_the_first_look_and_the_default_sweep_share_a_folder_in_either_order(tmp_path, monkeypatch):
+def test_the_first_look_and_the_default_sweep_share_a_folder_in_either_order(
+    tmp_path, monkeypatch, synthetic_dataset
+):
     monkeypatch.chdir(tmp_path)  # README's commands: ./mlflow.db and the journal beside it
     data = write_folder(tmp_path / "data", synthetic_ratings())
     common = ["sweep", "--arch", "mf", "--trials", "1", "--timeout", "0"]
-    common += ["--dataset", sweep_entry.SYNTHETIC.name, "--data-dir", str(data)]
+    common += ["--dataset", synthetic_dataset.name, "--data-dir", str(data)]
     first_look = [*common, "--max-epochs", "1"]  # README's first look caps the epochs
     for argv in (first_look, common, first_look):  # then the main job's defaults, then back
         assert main(argv) == 0

@@ -167,9 +167,9 @@ def test_a_set_up_stopped_half_way_is_finished_once_by_the_next_start(
 
 
 def test_resume_with_other_settings_is_refused(small_split, tiny):
-    run_study(tiny("mf", n_trials=1), small_split)
-    with pytest.raises(Exception, match="was created with"):
-        run_study(tiny("mf", n_trials=1, metric="rmse"), small_split)
+    run_study(tiny("mf", n_trials=1, study_name="mine"), small_split)
+    with pytest.raises(Exception, match="was created with"):  # a name given: the same study
+        run_study(tiny("mf", n_trials=1, metric="rmse", study_name="mine"), small_split)
 
 
 def test_two_workers_run_exactly_n_distinct_trials(small_split, tiny):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import tests.support.sweep_entry  # noqa: F401 - registers the `synthetic` data set
 from bench.cli.recommend import main as recommend
 from bench.errors import BenchError
 from tests.support.synthetic import synthetic_ratings, write_folder
@@ -13,6 +12,7 @@ from tests.tracking.test_serving import NAME, served  # noqa: F401 - a registere
 
 def test_recommend_serves_from_the_given_store_and_writes_nothing_in_cwd(
     served,  # noqa: F811 - the fixture
+    synthetic_dataset,
     tmp_path,
     monkeypatch,
     capsys,
