@@ -33,6 +33,9 @@ def register() -> None:
     DATASETS.setdefault(SYNTHETIC.name, SYNTHETIC)
 
 
-if __name__ == "__main__":
+# a sweep's workers import this module as `__mp_main__` (multiprocessing re-imports the
+# invocation's main module in each one): they need the data set as much as the invocation
+if __name__ in ("__main__", "__mp_main__"):
     register()
+if __name__ == "__main__":
     raise SystemExit(run(main))
