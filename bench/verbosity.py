@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import io
 import logging
 import os
 import sys
@@ -57,6 +58,17 @@ def stderr_to_devnull() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """In a quiet process, what a library prints to `sys.stderr` (its progress bars) is
+    dropped for the block; with `-v` it shows."""
+    if os.environ.get(MARKER) != "1":
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 Then = Callable[[types.ModuleType], None]

@@ -16,6 +16,8 @@ from typing import Any
 import optuna
 import pandas as pd
 
+import bench.benchmark.bfm as bfm
+import bench.benchmark.ensembles as ensembles
 import bench.benchmark.nested_tuning as nested
 import bench.benchmark.peers as peers
 import bench.benchmark.rankers as rankers
@@ -167,17 +169,55 @@ def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
         for name in spec.peers:
             print(f"{split.name}: tuning peer {name} ...", flush=True)
             study = nested.study_name(split.dataset, split.name, name, spec.seed, budget)
-            tune = rankers.tune if name in rankers.RANKERS else peers.tune
-            params, origin = tune(name, tuning, budget, spec.seed, storage, study)
+            params, origin = _tune_peer(name, tuning, budget, spec.seed, storage, study)
             configs[name][split.name] = peers.PeerSpec(name, params)
             provenance[name][split.name] = origin
             _say_if_short(split.name, name, origin, budget)
     return configs, provenance
 
 
+def _tune_peer(name: str, tuning, budget, seed: int, storage, study: str) -> tuple[dict, dict]:
+    """A peer's params for one fold and where they come from: a ranker's or a surprise
+    peer's study on the validation part, or the BFM's settings fixed in advance."""
+    if name == bfm.NAME:
+        return dict(bfm.SETTINGS), {"origin": bfm.ORIGIN}
+    tune = rankers.tune if name in rankers.RANKERS else peers.tune
+    return tune(name, tuning, budget, seed, storage, study)
+
+
+def _ensemble_configs(spec, archs, provenance, tracker) -> tuple[dict, dict]:
+    """Each fold's ensembles: an architecture's `spec.ensembles` best trials of its nested
+    study (`ARCH-ens`), and, with several architectures, all of them together (`all-ens`)."""
+    storage = resolve_storage(spec.storage, tracker.uri)
+    members = {
+        arch: {
+            fold: nested.top_configs(storage, origin["study"], arch, spec.ensembles)
+            for fold, origin in provenance[arch].items()
+        }
+        for arch in archs
+    }
+    if len(archs) > 1:
+        folds = members[archs[0]]
+        members[ensembles.ALL] = {f: sum((members[a][f] for a in archs), ()) for f in folds}
+    configs, origins = {}, {}
+    for prefix, by_fold in members.items():
+        name = ensembles.row_name(prefix)
+        configs[name] = {
+            fold: ensembles.EnsembleSpec(name, chosen, spec.valid_fraction, spec.metric)
+            for fold, chosen in by_fold.items()
+        }
+        origins[name] = {
+            fold: {"origin": f"greedy ensemble of {', '.join(label for label, _ in chosen)}"}
+            for fold, chosen in by_fold.items()
+        }
+    return configs, origins
+
+
 def _say_if_short(fold: str, name: str, origin: dict, budget: nested.Budget) -> None:
-    line = nested.short_line(fold, name, origin, budget)
+    """One line if the study's timeout cut it short; the report marks that row too."""
+    line = nested.short_line(fold, name, origin, budget) if "trials" in origin else None
     if line:
+        origin["cut_short"] = line
         print(line, flush=True)
 
 
@@ -224,6 +264,10 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
             a: {f: replace(c, epochs=min(c.epochs, spec.max_epochs)) for f, c in folds.items()}
             for a, folds in configs.items()
         }
+    if spec.ensembles:
+        ensemble_configs, ensemble_provenance = _ensemble_configs(spec, archs, provenance, tracker)
+        configs.update(ensemble_configs)
+        provenance.update(ensemble_provenance)
     if spec.peers:
         peer_configs, peer_provenance = _peer_configs(spec, data, splits, tracker)
         configs.update(peer_configs)

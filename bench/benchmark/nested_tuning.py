@@ -122,6 +122,20 @@ def tune(
     return Tuned(get_arch(arch).from_trial(best), provenance, trial0)
 
 
+def top_configs(storage: str, name: str, arch: str, m: int) -> tuple[tuple[str, Any], ...]:
+    """The `m` best completed trials of study `name` as (label, config), best first (ties:
+    the earlier trial); a trial whose config repeats a better one's is passed over."""
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    members: list[tuple[str, Any]] = []
+    for trial in sorted(done, key=lambda t: (sign * t.value, t.number)):
+        config = get_arch(arch).from_trial(trial)
+        if len(members) < m and all(config != kept for _, kept in members):
+            members.append((f"{arch}#{trial.number}", config))
+    return tuple(members)
+
+
 def short_line(fold: str, name: str, origin: dict, budget: Budget) -> str | None:
     """One line if the study stopped before the budget's trial count, else None."""
     if origin["trials"] >= budget.trials:

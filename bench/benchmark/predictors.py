@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+import bench.benchmark.bfm as bfm
+import bench.benchmark.ensembles as ensembles
 import bench.benchmark.peers as peers
 import bench.benchmark.rankers as rankers
 from bench.archs import config_params
@@ -139,8 +141,8 @@ class Peer:
 
 @dataclass(frozen=True)
 class RankingPeer:
-    """A closed-form item-item ranker (`bench.benchmark.rankers`) with its tuned params: it
-    scores every pair for ranking and predicts no rating (NaN)."""
+    """A ranking peer (`bench.benchmark.rankers`: EASE, ItemKNN, implicit's ALS and BPR)
+    with its tuned params: it scores every pair for ranking and predicts no rating (NaN)."""
 
     spec: peers.PeerSpec
     loss = None
@@ -151,10 +153,89 @@ class RankingPeer:
     def fit(self, split: Split, seed: int) -> Fitted:
         shape = (split.n_users, split.n_items)
         scores = rankers.fit_scores(
-            self.spec.name, self.spec.params, split.train, shape, split.scale
+            self.spec.name, self.spec.params, split.train, shape, split.scale, seed
         )
         no_rating = lambda users, items: np.full(len(users), np.nan)  # noqa: E731
         return Fitted(no_rating, lambda: scores)
+
+
+@dataclass(frozen=True)
+class BayesianPeer:
+    """myFM's Bayesian factorisation machine (`bench.benchmark.bfm`): ratings clipped to the
+    scale, the benchmark's fallback for ids without a training rating, and its own score
+    grid (one matrix product) for ranking."""
+
+    spec: peers.PeerSpec
+    loss = None
+
+    def params(self) -> dict[str, Any]:
+        return config_params(self.spec)
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        scale = (split.scale.low, split.scale.high)
+        model = bfm.fit(split.train, split.n_users, split.n_items, scale, seed, **self.spec.params)
+        predict = with_fallback(model.predict, split)
+        return Fitted(predict, lambda: _with_fallback_grid(model.scores(), predict, split))
+
+
+def _with_fallback_grid(grid: np.ndarray, predict: Predict, split: Split) -> np.ndarray:
+    """`grid` with the rows of users and columns of items that have no training rating
+    scored by `predict` (the fallback), as `_score_grid` of a fallback predictor would."""
+    known = known_pairs(split)(np.arange(split.n_users)[:, None], np.arange(split.n_items))
+    users, items = np.nonzero(~known)
+    grid[users, items] = predict(users, items)
+    return grid
+
+
+class MemberFits:
+    """The learnt configs fitted on one split, kept while the benchmark is on that fold:
+    the ensembles of one fold (an architecture's and the cross-architecture one) share
+    their members' training."""
+
+    def __init__(self) -> None:
+        self._fold: tuple | None = None
+        self._fits: dict[tuple, Fitted] = {}
+
+    def fit(self, config: Any, split: Split, seed: int) -> Fitted:
+        fold = (split.name, split.data_sha256, seed)
+        if fold != self._fold:
+            self._fold, self._fits = fold, {}  # a new fold: the last one's models go
+        key = (split.valid_fraction, len(split.train), repr(config))
+        if key not in self._fits:
+            self._fits[key] = LearntConfig(config).fit(split, seed)
+        return self._fits[key]
+
+
+MEMBERS = MemberFits()
+
+
+class Ensemble:
+    """An ensemble of tuned configs (`bench.benchmark.ensembles`): weights chosen on the
+    fold's validation part, members refitted on its training part; the weights it chose
+    are among its params once fitted."""
+
+    loss = None
+
+    def __init__(self, spec: ensembles.EnsembleSpec):
+        self.spec = spec
+        self.weights: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        weights = self.weights if self.weights is not None else [np.nan] * len(self.spec.members)
+        chosen = [f"{label}:{w:.2f}" for label, w in zip(self.spec.labels, weights, strict=True)]
+        selection = f"greedy, {ensembles.ROUNDS} rounds, val {self.spec.metric}"
+        return {"ensemble": self.spec.name, "members": ",".join(chosen), "selection": selection}
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        tuning = ensembles.tuning_part(split, seed, self.spec.valid_fraction)
+        users, items = tuning.valid["user"].to_numpy(), tuning.valid["item"].to_numpy()
+        configs = [config for _, config in self.spec.members]
+        valid = np.stack([MEMBERS.fit(c, tuning, seed).predict(users, items) for c in configs])
+        self.weights = ensembles.fit_weights(valid, tuning.valid, self.spec.metric)
+        picked = [(w, c) for w, c in zip(self.weights, configs, strict=True) if w > 0]
+        kept = [(w, MEMBERS.fit(c, split, seed)) for w, c in picked]
+        predict = lambda u, i: sum(w * member.predict(u, i) for w, member in kept)  # noqa: E731
+        return Fitted(predict, lambda: sum(w * member.score_all() for w, member in kept))
 
 
 class _Baseline:
@@ -210,7 +291,11 @@ def as_predictor(entry: Any) -> Predictor:
     """A job's entry as a predictor: a baseline name, a peer's spec, or a learnt config."""
     if isinstance(entry, str):
         return BASELINES[entry]()
+    if isinstance(entry, ensembles.EnsembleSpec):
+        return Ensemble(entry)
     if isinstance(entry, peers.PeerSpec):
+        if entry.name == bfm.NAME:
+            return BayesianPeer(entry)
         return RankingPeer(entry) if entry.name in rankers.RANKERS else Peer(entry)
     return LearntConfig(entry)
 

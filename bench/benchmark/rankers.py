@@ -1,15 +1,18 @@
-"""Closed-form item-item ranking peers, in numpy: EASE (Steck 2019) and a cosine ItemKNN.
+"""Ranking peers: closed-form item-item models in numpy (EASE, Steck 2019; a cosine ItemKNN)
+and the `implicit` package's ALS and BPR (the field's standard CPU implementations).
 
-Both learn an item-item weight matrix B from the binary matrix X of a fold's training
-positives (every rating, or only those at or above the scale's relevance threshold: a choice
-each tunes) and score user u's items as X[u] @ B. They rank; they predict no rating, so their
-rating metrics are NaN. Each is tuned per fold with Optuna on the validation part and budget
-our architectures get, selected on validation NDCG@10 (higher is better), and refitted on
-the fold's whole training part. One `Ranker` entry in `RANKERS` adds another.
+Each learns from the binary matrix X of a fold's training positives (every rating, or only
+those at or above the scale's relevance threshold: a choice each tunes) and scores every
+(user, item) pair: an item-item model as X[u] @ B, a factor model as p_u . q_i. They rank;
+they predict no rating, so their rating metrics are NaN. Each is tuned per fold with Optuna
+on the validation part and budget our architectures get, selected on validation NDCG@10
+(higher is better), and refitted on the fold's whole training part. One `Ranker` entry in
+`RANKERS` adds another.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from bench.benchmark.peers import run_budget
 from bench.errors import BenchError
@@ -70,13 +74,48 @@ def itemknn_weights(x: sp.csr_matrix, neighbours: int, shrinkage: float) -> np.n
     return sims
 
 
+def item_item(weights: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """An item-item model's scores: X @ B, B = weights(X, **params)."""
+    return lambda x, seed, **params: np.asarray(x @ weights(x, **params))
+
+
+def _implicit_scores(kind: str) -> Callable[..., np.ndarray]:
+    """The scores of `implicit`'s model `kind` (als, bpr) fitted on X: P @ Q^T. One thread:
+    BPR's parallel updates race (hogwild), so only one thread gives the same model twice."""
+
+    def scores(x: sp.csr_matrix, seed: int, **params) -> np.ndarray:
+        import implicit.cpu.als  # the optional `bench` extra: imported when --peers asks
+        import implicit.cpu.bpr
+
+        models = {
+            "als": implicit.cpu.als.AlternatingLeastSquares,
+            "bpr": implicit.cpu.bpr.BayesianPersonalizedRanking,
+        }
+        with threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads slow ALS down
+            model = models[kind](random_state=seed, num_threads=1, **params)
+            model.fit(x.astype("float32"), show_progress=False)
+        return np.asarray(model.user_factors @ model.item_factors.T, dtype="float64")
+
+    return scores
+
+
+def require_implicit(names) -> None:
+    """One error line if `implicit` (the `bench` extra) is missing for these peers."""
+    wanted = [name for name in names if name in IMPLICIT]
+    if wanted and importlib.util.find_spec("implicit") is None:
+        raise BenchError(
+            f"--peers {','.join(wanted)} needs implicit, which is not installed; "
+            "run pip install 'recsys-sweep-bench[bench]'"
+        )
+
+
 @dataclass(frozen=True)
 class Ranker:
-    """A registered ranking peer: its search space and how it builds B from X."""
+    """A registered ranking peer: its search space and how it scores every pair from X."""
 
     name: str
     space: Callable[[optuna.Trial], dict[str, Any]]
-    weights: Callable[..., np.ndarray]
+    scores: Callable[..., np.ndarray]  # scores(X, seed, **params) -> n_users x n_items
     version: str  # in its study names: a changed space starts new studies
 
 
@@ -95,26 +134,51 @@ def _itemknn_space(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
+def _als_space(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "factors": trial.suggest_int("factors", 8, 256, log=True),
+        "regularization": trial.suggest_float("regularization", 1e-3, 10.0, log=True),
+        "alpha": trial.suggest_float("alpha", 0.1, 50.0, log=True),
+        "iterations": trial.suggest_int("iterations", 5, 30),
+        "positives": trial.suggest_categorical("positives", POSITIVES),
+    }
+
+
+def _bpr_space(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "factors": trial.suggest_int("factors", 8, 256, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
+        "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
+        "iterations": trial.suggest_int("iterations", 20, 300, log=True),
+        "positives": trial.suggest_categorical("positives", POSITIVES),
+    }
+
+
 RANKERS: dict[str, Ranker] = {
     r.name: r
     for r in (
-        Ranker("ease", _ease_space, ease_weights, "r1"),
-        Ranker("itemknn", _itemknn_space, itemknn_weights, "r1"),
+        Ranker("ease", _ease_space, item_item(ease_weights), "r1"),
+        Ranker("itemknn", _itemknn_space, item_item(itemknn_weights), "r1"),
+        Ranker("als", _als_space, _implicit_scores("als"), "r1"),
+        Ranker("bpr", _bpr_space, _implicit_scores("bpr"), "r1"),
     )
 }
+IMPLICIT = ("als", "bpr")  # the rankers that need the `implicit` package
 
 
-def fit_scores(name: str, params: dict[str, Any], train: pd.DataFrame, shape, scale) -> np.ndarray:
-    """Every (user, item) score of ranker `name` fitted on `train`: X @ B."""
+def fit_scores(
+    name: str, params: dict[str, Any], train: pd.DataFrame, shape, scale, seed: int = 0
+) -> np.ndarray:
+    """Every (user, item) score of ranker `name` fitted on `train`."""
     n_users, n_items = shape
-    if n_items > MAX_ITEMS:
+    if name not in IMPLICIT and n_items > MAX_ITEMS:
         raise BenchError(
             f"--peers {name}: {n_items:,} items need a dense {n_items:,}^2 item-item matrix "
             f"(over {MAX_ITEMS:,} items); leave {name} out on this data set"
         )
     fields = dict(params)
     x = positives(train, n_users, n_items, fields.pop("positives", "all"), scale)
-    return np.asarray(x @ RANKERS[name].weights(x, **fields))
+    return RANKERS[name].scores(x, seed, **fields)
 
 
 def validation_score(scores: np.ndarray, tuning) -> float:
@@ -134,7 +198,8 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         params = RANKERS[name].space(trial)
-        return validation_score(fit_scores(name, params, tuning.train, shape, tuning.scale), tuning)
+        scores = fit_scores(name, params, tuning.train, shape, tuning.scale, seed)
+        return validation_score(scores, tuning)
 
     sampler = make_sampler(seed, (stream_of(tuning.name),), budget.sampler)
     found = optuna.create_study(

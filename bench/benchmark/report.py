@@ -220,6 +220,21 @@ def _config_rows(outcome: Outcome) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=object).fillna("-")
 
 
+def _cut_short_note(outcome: Outcome) -> str:
+    """The rows whose config a study's timeout chose before its trial count ran out."""
+    lines = [
+        origin["cut_short"]
+        for folds in outcome.provenance.values()
+        for origin in folds.values()
+        if origin.get("cut_short")
+    ]
+    if not lines:
+        return ""
+    said = "\n".join(f"- {line}" for line in lines)
+    title = "**Machine-dependent rows** (a timeout, not the trial count, ended the study):"
+    return f"\n{title}\n\n{said}\n"
+
+
 def _tuning_section(outcome: Outcome) -> str:
     """The "did tuning help?" table, when nested tuning scored its trial 0 too."""
     if outcome.tuning is None or outcome.tuning.empty:
@@ -270,6 +285,7 @@ Ranking metrics: relevant = a test rating in the top quarter of the rating scale
 ## Results
 
 {markdown_table(outcome.summary)}
+{_cut_short_note(outcome)}
 
 ## Paired comparisons (per fold)
 

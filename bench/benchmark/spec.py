@@ -14,8 +14,9 @@ from bench.datasets import DEFAULT
 POST_ARCHS = ("mf", "nnmf", "nn")  # the benchmark's default: the seed post's three
 DEFAULT_SEEDS = 5  # a data set without canonical folds: this many seeded 80/20 splits
 SURPRISE_PEERS = ("svd", "svdpp", "knn_baseline")  # scikit-surprise models (benchmark.peers)
-RANKING_PEERS = ("ease", "itemknn")  # closed-form item-item rankers (benchmark.rankers)
-PEERS = SURPRISE_PEERS + RANKING_PEERS
+RANKING_PEERS = ("ease", "itemknn", "als", "bpr")  # rankers (benchmark.rankers)
+BAYESIAN_PEERS = ("bfm",)  # myFM's Bayesian factorisation machine, fixed in advance (benchmark.bfm)
+PEERS = SURPRISE_PEERS + RANKING_PEERS + BAYESIAN_PEERS
 QUICK_EPOCHS = 2  # a quick replication: epochs per model
 
 
@@ -24,7 +25,9 @@ class Budget:
     """What each (fold, architecture) study may spend."""
 
     trials: int = 20  # a count, so the configs chosen do not depend on the machine's speed
-    timeout: float | None = 120.0  # a cap per study for slow machines; the trial in flight ends
+    # a safety cap per study, off by default: a timeout makes the configs chosen depend on
+    # the machine's load (a study it cuts short is marked in the report)
+    timeout: float | None = None
     max_epochs: int | None = 50
     valid_fraction: float = 0.1
     pruner: str = "median"
@@ -46,7 +49,8 @@ class BenchmarkSpec:
     tune_timeout: float | None = Budget.timeout  # seconds per fold and architecture; 0: none
     valid_fraction: float = Budget.valid_fraction
     metric: str = Budget.metric  # the validation metric nested tuning selects on
-    peers: tuple[str, ...] = ()  # scikit-surprise peers tuned with the same budget
+    peers: tuple[str, ...] = ()  # peers tuned with the same budget (bfm: fixed in advance)
+    ensembles: int = 0  # members per architecture of the ensemble rows (0: no ensembles)
     study_split: str = "seed"  # protocol "studies": the split of the sweep studies read
     storage: str | None = None
     dataset: str = DEFAULT

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.archs import ARCHS
-from bench.benchmark.spec import PEERS, POST_ARCHS, SURPRISE_PEERS, BenchmarkSpec, Budget
+from bench.benchmark.spec import (
+    BAYESIAN_PEERS,
+    PEERS,
+    POST_ARCHS,
+    SURPRISE_PEERS,
+    BenchmarkSpec,
+    Budget,
+)
 from bench.cli.common import (
     add_data_flags,
     add_seed_flag,
@@ -106,7 +113,9 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         help="add peers tuned per fold with the same budget and validation part: alone, all of "
         f"{','.join(PEERS)}; or a comma-separated subset (default: none). "
         f"{','.join(SURPRISE_PEERS)} are scikit-surprise's, tuned on the rating metric; "
-        "ease,itemknn rank only, tuned on validation NDCG@10",
+        "ease,itemknn,als,bpr rank only, tuned on validation NDCG@10 (als, bpr: the implicit "
+        "package's); bfm is myFM's Bayesian "
+        "factorisation machine (rank 10, 200 Gibbs sweeps, implicit features: fixed in advance)",
     )
     what.add_argument("--folds", help="comma-separated folds (default: the data set's)")
     what.add_argument(
@@ -142,6 +151,13 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
             raise BenchError(f"--peers {args.peers}: choose from {','.join(PEERS)}")
         if set(args.peers.split(",")) & set(SURPRISE_PEERS):
             require_surprise()
+        from bench.benchmark.rankers import require_implicit
+
+        require_implicit(args.peers.split(","))
+        if set(args.peers.split(",")) & set(BAYESIAN_PEERS):
+            from bench.benchmark.bfm import require_myfm
+
+            require_myfm()
     if args.from_studies:
         args.protocol = "studies"
     if args.archs == "all":
@@ -160,6 +176,11 @@ def _check_gate_and_folds(args: argparse.Namespace) -> None:
     """The values found wrong only after the job otherwise: one error line before it starts."""
     if args.tune_timeout < 0:
         raise BenchError("--tune-timeout must be positive seconds, or 0 for no limit")
+    if args.ensembles < 0 or (args.ensembles and args.protocol != "nested"):
+        raise BenchError(
+            f"--ensembles {args.ensembles}: members per architecture, 1 or more, and only "
+            "with nested tuning (its studies hold the members)"
+        )
     if args.min_delta < 0:
         raise BenchError(
             f"--min-delta {args.min_delta:g}: the smallest worsening that fails the gate must "
@@ -184,8 +205,18 @@ def _add_tuning_group(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--tune-timeout",
         type=float,
-        default=Budget.timeout,
-        help="seconds per fold and architecture (default %(default)g; 0: none)",
+        default=Budget.timeout or 0.0,
+        help="a safety cap in seconds per fold and architecture; a study it stops early "
+        "depends on the machine's load and is marked so in the report (default: 0, none)",
+    )
+    group.add_argument(
+        "--ensembles",
+        type=int,
+        default=0,
+        metavar="M",
+        help="add ensemble rows: each architecture's M best trials of each fold's study "
+        "(ARCH-ens) and all of them together (all-ens), weighted by greedy selection on the "
+        "validation part, refitted on the fold (default 0: none)",
     )
     group.add_argument(
         "--valid-fraction",

@@ -327,6 +327,20 @@ def test_a_study_stopped_by_its_timeout_is_said_in_one_line(small_data, tmp_path
         "u1: mf stopped at its 0.2 s timeout after 1 of 3 trials, so its config depends on "
         "this machine's speed (--tune-timeout 0: no timeout)"
     ]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "**Machine-dependent rows**" in report and f"- {lines[0]}" in report
+
+
+def test_the_default_budget_is_a_trial_count_with_no_timeout(small_data, tmp_path, capsys):
+    args = benchmark_cli.parse_args(
+        ["--archs", "mf", "--folds", "u1", "--tune-trials", "2", "--max-epochs", "1",
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--storage", str(tmp_path / "journal.log"), "--report-dir", str(tmp_path / "report")]
+    )  # fmt: skip
+    assert args.tune_timeout == 0
+    assert benchmark_cli.run(args, small_data) == 0
+    assert "(2 trials, no timeout)" in capsys.readouterr().out
+    assert "Machine-dependent" not in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_a_model_identity_changes_with_the_config_the_data_or_the_code(monkeypatch):

@@ -72,6 +72,36 @@ def test_itemknn_matches_a_pairwise_loop(neighbours, shrinkage):
     )
 
 
+IMPLICIT_PARAMS = {
+    "als": {"factors": 4, "regularization": 0.1, "alpha": 2.0, "iterations": 5},
+    "bpr": {"factors": 4, "learning_rate": 0.05, "regularization": 0.01, "iterations": 30},
+}
+
+
+@pytest.mark.parametrize("name", rankers.IMPLICIT)
+def test_implicit_scores_are_its_factors_product_and_repeat_with_the_seed(name):
+    implicit = pytest.importorskip("implicit.cpu.als")
+    frame, x = _tiny(seed=5, users=15, items=8)
+    params = IMPLICIT_PARAMS[name]
+    first = rankers.fit_scores(name, params, frame, x.shape, RatingScale(), seed=4)
+    again = rankers.fit_scores(name, params, frame, x.shape, RatingScale(), seed=4)
+    other = rankers.fit_scores(name, params, frame, x.shape, RatingScale(), seed=5)
+    assert first.shape == x.shape and np.array_equal(first, again)
+    assert not np.allclose(first, other)
+    if name == "als":  # the same fit through implicit's own API ranks the same items first
+        model = implicit.AlternatingLeastSquares(random_state=4, num_threads=1, **params)
+        model.fit(x.astype("float32"), show_progress=False)
+        ids, _ = model.recommend(0, x[0], N=3, filter_already_liked_items=False)
+        assert list(ids) == list(np.argsort(-first[0], kind="stable")[:3])
+
+
+def test_implicit_peers_without_the_package_are_one_error_line(monkeypatch):
+    monkeypatch.setattr(rankers.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(rankers.BenchError, match=r"--peers als,bpr needs implicit.*pip install"):
+        rankers.require_implicit(["ease", "als", "bpr"])
+    rankers.require_implicit(["ease", "itemknn"])  # no implicit needed: no error
+
+
 def test_relevant_positives_keep_only_ratings_at_the_threshold():
     frame = pd.DataFrame({"user": [0, 0, 1, 1], "item": [0, 1, 1, 2], "rating": [5, 3, 4, 1]})
     x = rankers.positives(frame, 2, 3, "relevant", RatingScale())
@@ -125,12 +155,13 @@ def test_too_many_items_for_a_dense_item_matrix_is_one_error():
 
 
 @pytest.mark.integration
-def test_ease_and_itemknn_beat_popularity_on_u1(real_data_dir):
+def test_ease_itemknn_and_als_beat_popularity_on_u1(real_data_dir):
     fold = make_split(load_dataset("ml-100k", real_data_dir), "u1", valid_fraction=0.0)
     popularity = evaluate("popularity", PopularityBaseline(), fold, 0).metrics["ndcg_at_10"]
     ease = PeerSpec("ease", {"l2": 500.0, "positives": "all"})
     knn = PeerSpec("itemknn", {"neighbours": 100, "shrinkage": 10.0, "positives": "all"})
-    for spec in (ease, knn):
+    als = {"factors": 64, "regularization": 0.05, "alpha": 2.0, "iterations": 15}
+    for spec in (ease, knn, PeerSpec("als", {**als, "positives": "all"})):
         row = evaluate(spec.name, as_predictor(spec), fold, 0)
         assert row.metrics["ndcg_at_10"] > popularity * 1.3, spec.name
 
