@@ -54,6 +54,9 @@ class Arch:
     embedding_layers: Mapping[str, str] = field(
         default_factory=lambda: {"user": "user_embedding", "item": "item_embedding"}
     )
+    # the config fields that make the output a raw score for the ranking task (the rating
+    # head removed: the post's NN ends in a relu); empty: the output is one already
+    logit_fields: Mapping[str, Any] = field(default_factory=dict)
 
     def start_params(self, max_epochs: int | None = None) -> dict[str, dict[str, Any]]:
         """What every study tries first, in order: the published settings ("post", trial

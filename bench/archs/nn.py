@@ -118,4 +118,5 @@ NN = Arch(
     ),
     jit_compile=True,  # dropout noise drawn ahead of the loop (training.compiled.EpochNoise)
     unroll=4,  # 1.2x per epoch at batch 32 (MF: none); training.compiled.loop_unroll
+    logit_fields={"output_activation": "linear"},
 )

@@ -50,6 +50,11 @@ class EnsembleSpec:
     def labels(self) -> list[str]:
         return [label for label, _ in self.members]
 
+    def report_fields(self) -> dict[str, str]:
+        """What the report's config table shows: the members by trial (their configs are
+        their architectures' rows; the weights are among the fold run's params)."""
+        return {"members": ", ".join(self.labels), "weights on": f"validation {self.metric}"}
+
 
 def tuning_part(fold: Split, seed: int, valid_fraction: float) -> Split:
     """The fold's training part cut as its nested study cut it (`nested_tuning.tuning_split`:

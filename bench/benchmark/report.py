@@ -216,7 +216,8 @@ def _config_rows(outcome: Outcome) -> pd.DataFrame:
                 if "study" in origin
                 else origin.get("origin", "-")
             )
-            rows.append({"arch": arch, "fold": fold, "chosen by": chosen, **vars(config)})
+            fields = config.report_fields() if hasattr(config, "report_fields") else vars(config)
+            rows.append({"arch": arch, "fold": fold, "chosen by": chosen, **fields})
     return pd.DataFrame(rows, dtype=object).fillna("-")
 
 

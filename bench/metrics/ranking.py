@@ -112,3 +112,46 @@ def ranking_metrics(
         "n_users_skipped": int(test["user"].nunique()) - len(rows),
         "rec_median_train_count": float(np.median(train_counts[shown])) if len(shown) else np.nan,
     }
+
+
+def grid_metrics(
+    scores: np.ndarray,
+    excluded: np.ndarray,
+    relevant: np.ndarray,
+    k: int = 10,
+    tiebreak: np.ndarray | None = None,
+) -> dict[str, float]:
+    """precision@k, recall@k and NDCG@k of many users at once, from their score rows
+    (users x items): `excluded` items are never listed, `relevant` marks each row's relevant
+    items (at least one per row). The whole-grid form of `ranking_metrics`, with its lists:
+    equal scores in `tiebreak` order (default: its seeded permutation, seed 0), fewer than k
+    items where fewer are allowed; cheap enough for every epoch (partitions, no full sort)."""
+    wanted = relevant.sum(axis=1)
+    if (wanted == 0).any():
+        raise ValueError("every row needs a relevant item")
+    n_items = scores.shape[1]
+    k_listed = min(k, n_items)
+    tiebreak = tiebreak_ranks(n_items) if tiebreak is None else np.asarray(tiebreak)
+    scores = np.where(excluded, -np.inf, np.asarray(scores, dtype="float64"))
+    top = _top_k(scores, k_listed, tiebreak)
+    listed = np.isfinite(np.take_along_axis(scores, top, axis=1))  # allowed items only
+    hits = np.take_along_axis(relevant, top, axis=1) & listed
+    discounts = 1.0 / np.log2(np.arange(2, k_listed + 2))
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))[np.minimum(wanted, k) - 1]
+    return {
+        f"precision_at_{k}": float(np.mean(hits.sum(axis=1) / k)),
+        f"recall_at_{k}": float(np.mean(hits.sum(axis=1) / wanted)),
+        f"ndcg_at_{k}": float(np.mean(hits @ discounts / ideal)),
+    }
+
+
+def _top_k(scores: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
+    """Each row's k best item codes, best first, equal scores in ascending `tiebreak`: the
+    k-th best score found by a partition; the items above it and, of those equal to it,
+    the first in tie-break order make the list, then sorted."""
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    last = scores.shape[1]  # after every tie-break rank
+    order = np.where(scores > kth, -1, np.where(scores == kth, tiebreak, last))
+    chosen = np.argpartition(order, k - 1, axis=1)[:, :k]
+    keys = (tiebreak[chosen], -np.take_along_axis(scores, chosen, axis=1))
+    return np.take_along_axis(chosen, np.lexsort(keys, axis=-1), axis=1)

@@ -76,6 +76,7 @@ class CompiledEpochs:
         self.sparse = sparse
         noise = EpochNoise(self.model) if jit else None
         self.noise = noise if noise and noise.layers else None  # no dropout: no noise
+        self.noise_rows = 1  # model rows per example a step feeds (ranking: 1 + negatives)
         # no autograph: the loops are explicit; autograph writes each converted function to a
         # file in /tmp that only a normal exit deletes, so sweep workers left them behind
         self._epoch = tf.function(self._epoch_fn, jit_compile=jit, autograph=False)
@@ -129,10 +130,11 @@ class CompiledEpochs:
         batch_size = min(self.batch_size, n)
         full, last = divmod(n, batch_size)
         bases = self.noise.begin(full + (last > 0)) if self.noise else None
-        span = self.noise.span(full, batch_size, self.unroll) if self.noise else full
+        noise_batch = batch_size * self.noise_rows
+        span = self.noise.span(full, noise_batch, self.unroll) if self.noise else full
 
         def run_span(first, total: tf.Tensor) -> tuple:
-            noise = self._draw(bases, first, span, batch_size)
+            noise = self._draw(bases, first, span, noise_batch)
             end = full if span == full else tf.minimum(first + span, full)
             return end, self._run_steps(first, end, total, order, data, noise, batch_size)
 
@@ -142,7 +144,8 @@ class CompiledEpochs:
             state = (tf.constant(0), tf.constant(0.0))
             total = tf.while_loop(lambda first, _: first < full, run_span, state)[1]
         if last:
-            with self._noise_at(self._draw(bases, full, 1, batch_size), 0, rows=last):
+            noise = self._draw(bases, full, 1, noise_batch)
+            with self._noise_at(noise, 0, rows=last * self.noise_rows):
                 total += self._weighted_step(order[full * batch_size :], data)
         if not valid:
             return total, tf.zeros([0])
@@ -192,6 +195,7 @@ class EpochRunner:
         inside = 0 < len(valid) <= max_rows
         self.valid = tuple(map(tf.constant, inputs(valid)[:2])) if inside else ()
         self.predictions: np.ndarray | None = None
+        self.n_rows = len(train)
 
     def store(self, model: keras.Model) -> None:
         self.compiled.store(model)

@@ -5,6 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+RANKING_FIGURES = ("precision_at_10", "recall_at_10", "ndcg_at_10")  # a ranking validation's
+RankingLoss = Literal["bce", "bpr"]
+Sampler = Literal["uniform", "popularity"]
+
+
+@dataclass(frozen=True)
+class RankingSetup:
+    """How ranking examples are made and scored: the loss, negatives per positive, their
+    sampler, and the lowest rating that counts as a positive (None: every rating)."""
+
+    loss: RankingLoss = "bpr"
+    negatives: int = 4
+    sampler: Sampler = "uniform"
+    positives: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.negatives < 1:
+            raise ValueError(f"negatives must be at least 1, not {self.negatives}")
+        if self.loss not in ("bce", "bpr") or self.sampler not in ("uniform", "popularity"):
+            raise ValueError(f"unknown loss {self.loss!r} or sampler {self.sampler!r}")
+
 
 @dataclass(frozen=True)
 class TrainOptions:
@@ -20,6 +41,10 @@ class TrainOptions:
     many epochs and keeps the weights of its best epoch: the config's epochs are then a cap.
     unroll traces that many train steps into each iteration of the compiled loop (the same
     numbers, fewer iterations); None lets `bench.training.compiled.loop_unroll` choose.
+    ranking (compiled engine) trains for the top-k task instead of the ratings: positives,
+    sampled negatives and a ranking loss (`bench.training.ranking`); the validation and
+    test figures are then precision, recall and NDCG at 10 (higher is better) of every item
+    a user did not rate in training (`bench.metrics.ranking.grid_metrics`).
     """
 
     seed: int = 0
@@ -28,9 +53,21 @@ class TrainOptions:
     eval_batch_size: int = 65536
     sparse_updates: bool = False  # row-sparse Adam on embedding tables (bench.training.lazy_adam)
     patience: int | None = None  # early stopping: epochs without a better `monitor`; None: off
-    monitor: str = "val_mae"  # the validation figure early stopping watches (lower is better)
+    monitor: str | None = None  # the validation figure early stopping watches, its direction
+    # the metric's (bench.metrics); None: val_mae, or val_ndcg_at_10 for ranking
     unroll: int | None = None  # train steps per compiled-loop iteration; None: see loop_unroll
+    ranking: RankingSetup | None = None  # the top-k task (bench.training.ranking); None: ratings
+
+    @property
+    def watched(self) -> str:
+        """The validation figure early stopping watches."""
+        default = "val_mae" if self.ranking is None else "val_ndcg_at_10"
+        return self.monitor or default
 
     def __post_init__(self) -> None:
         if self.unroll is not None and self.unroll < 1:
             raise ValueError(f"unroll must be at least 1, not {self.unroll}")
+        ranked = self.watched.removeprefix("val_") in RANKING_FIGURES
+        if ranked != (self.ranking is not None):
+            task = "ranking" if self.ranking is not None else "rating"
+            raise ValueError(f"the {task} task has no validation figure {self.watched}")

@@ -23,7 +23,7 @@ import pandas as pd
 from bench.archs import arch_of
 from bench.data import Split
 from bench.errors import BenchError
-from bench.metrics import rating_metrics
+from bench.metrics import BY_NAME, lower_is_better, rating_metrics
 from bench.training.compiled import compiled_runner, inputs, loop_unroll, make_optimizer
 from bench.training.embeddings import (
     embedding_stats,
@@ -32,6 +32,7 @@ from bench.training.embeddings import (
     mae_rmse,
 )
 from bench.training.options import TrainOptions
+from bench.training.ranking import K, RankedPart, as_scorer, ranking_runner
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -100,6 +101,7 @@ class _PlainFitEpochs:
         self.users, self.items, self.ratings = inputs(train)
         self.batch_size = config.batch_size
         self.predictions = None  # validation is predicted apart
+        self.n_rows = len(self.ratings)
 
     def store(self, model: keras.Model) -> None:
         """Nothing to copy: `fit` trains the trial's own model."""
@@ -156,23 +158,48 @@ class _Validation:
         return {"val_loss": val_loss, "val_mae": val_mae, "val_rmse": val_rmse}
 
 
+class _RankingValidation:
+    """The validation part's ranked users: their precision, recall and NDCG@10 per epoch,
+    from the model's scores of every item they did not rate in training."""
+
+    def __init__(self, split: Split):
+        self.part = RankedPart(split.valid, split.train, split.n_items, split.scale)
+
+    def __len__(self) -> int:
+        return len(self.part)
+
+    def logs(self, model: keras.Model, y_pred: np.ndarray | None) -> dict[str, float]:
+        logs = self.part.figures(model, "val")
+        finite_or_raise(np.array([logs[f"val_ndcg_at_{K}"]]), model.name)
+        return logs
+
+
+def _validation(split: Split, config: Any, options: TrainOptions):
+    """The task's validation: rating errors, or ranking figures."""
+    if options.ranking is not None:
+        return _RankingValidation(split)
+    return _Validation(split, config.loss, options.eval_batch_size)
+
+
 class _EarlyStopping:
     """Keeps the weights of the best epoch by the monitored validation figure; says when
     `patience` epochs have passed without a better one."""
 
     def __init__(self, options: TrainOptions, has_validation: bool):
         self.on = options.patience is not None and has_validation
-        self.patience, self.monitor = options.patience, options.monitor
+        self.patience, self.monitor = options.patience, options.watched
+        name = self.monitor.removeprefix("val_")
+        self.sign = -1.0 if name in BY_NAME and not lower_is_better(name) else 1.0  # loss: 1
         self.best_epoch: int | None = None
-        self.best_value = np.inf
+        self.best_value = np.inf  # times `sign`: lower is better here
         self.weights: list[np.ndarray] = []
 
     def update(self, epoch: int, logs: dict[str, float], model: keras.Model) -> bool:
         """Record this epoch; True when training should stop."""
         if not self.on:
             return False
-        if logs[self.monitor] < self.best_value:
-            self.best_epoch, self.best_value = epoch, logs[self.monitor]
+        if self.sign * logs[self.monitor] < self.best_value:
+            self.best_epoch, self.best_value = epoch, self.sign * logs[self.monitor]
             self.weights = [np.array(v.value) for v in model.variables]
         return epoch - self.best_epoch >= self.patience
 
@@ -185,11 +212,11 @@ class _EarlyStopping:
 def _run_epochs(runner, config, split, options, on_epoch_end):
     """Every epoch: train, check for divergence, validate, report, stop early; (history,
     seconds, early stopping)."""
-    validation = _Validation(split, config.loss, options.eval_batch_size)
+    validation = _validation(split, config, options)
     stopping = _EarlyStopping(options, len(validation) > 0)
     history: dict[str, list[float]] = defaultdict(list)
     epoch_seconds = []
-    for epoch, order in enumerate(epoch_orders(len(split.train), config.epochs, options.seed)):
+    for epoch, order in enumerate(epoch_orders(runner.n_rows, config.epochs, options.seed)):
         epoch_start = time.perf_counter()
         logs = {"train_loss": runner.run_epoch(order)}
         epoch_seconds.append(time.perf_counter() - epoch_start)
@@ -217,6 +244,37 @@ def _embedding_figures(model: keras.Model, config: Any) -> dict[str, float]:
     return figures
 
 
+def _runner(arch, model: keras.Model, config: Any, split: Split, options: TrainOptions, plain):
+    """The epochs' runner the options ask for: a plain `fit`, the compiled engine, or its
+    ranking form (`plain`: no epoch callback, so a run of fixed length may unroll)."""
+    if options.engine == "fit":
+        if options.sparse_updates or options.ranking is not None:
+            raise BenchError("sparse updates and ranking need the compiled engine, not the fit")
+        return _PlainFitEpochs(model, config, split.train)
+    if options.ranking is not None:
+        if options.sparse_updates:
+            raise BenchError("ranking trains with dense updates: drop the sparse updates")
+        return ranking_runner(arch, model, config, split, options)
+    fixed = plain and options.patience is None
+    unroll = loop_unroll(arch, config, len(split.train), options, fixed)
+    compiled = compiled_runner(arch, model, config, split, options, unroll)
+    return compiled.epochs(split.train, split.valid, options.eval_batch_size)
+
+
+def _test_figures(model: keras.Model, split: Split, options: TrainOptions) -> dict[str, float]:
+    """The test part's figures: rating errors, or the ranking metrics of every item the user
+    did not rate in training or validation."""
+    if options.ranking is not None:
+        known = pd.concat([split.train, split.valid], ignore_index=True)
+        part = RankedPart(split.test, known, split.n_items, split.scale)
+        figures = part.figures(model, "test")
+        finite_or_raise(np.array(list(figures.values())), model.name)
+        return figures
+    users, items, ratings = inputs(split.test)
+    predictions = predict_codes(model, users, items, options.eval_batch_size)
+    return rating_metrics(ratings, predictions, "test", split.scale)
+
+
 def train(
     config: Any,
     split: Split,
@@ -230,28 +288,18 @@ def train(
     """
     options = options or TrainOptions()
     arch = arch_of(config)
+    if options.ranking is not None:
+        config = as_scorer(arch, config)  # its output a logit, not a rating
     keras.utils.set_random_seed(options.seed)
     model = arch.build(config, split.n_users, split.n_items)
-    if options.engine == "fit":
-        if options.sparse_updates:
-            raise BenchError("sparse updates need the compiled engine, not the plain fit")
-        runner = _PlainFitEpochs(model, config, split.train)
-    else:
-        fixed = on_epoch_end is None and options.patience is None
-        unroll = loop_unroll(arch, config, len(split.train), options, fixed)
-        compiled = compiled_runner(arch, model, config, split, options, unroll)
-        runner = compiled.epochs(split.train, split.valid, options.eval_batch_size)
+    runner = _runner(arch, model, config, split, options, on_epoch_end is None)
     start = time.perf_counter()
     history, epoch_seconds, stopping = _run_epochs(runner, config, split, options, on_epoch_end)
     fit_seconds = time.perf_counter() - start
     runner.store(model)
     if stopping.weights:
         stopping.restore(model)
-    test_users, test_items, test_ratings = inputs(split.test)
-    test = {}
-    if len(test_ratings):  # nested tuning's splits have no test part
-        test_pred = predict_codes(model, test_users, test_items, options.eval_batch_size)
-        test = rating_metrics(test_ratings, test_pred, "test", split.scale)
+    test = _test_figures(model, split, options) if len(split.test) else {}  # nested: no test
     embeddings = {  # without the spare last row, which no code reaches
         name: model.get_layer(layer).get_weights()[0][:-1]
         for name, layer in arch.embedding_layers.items()

@@ -106,3 +106,4 @@ def test_the_job_adds_each_architectures_ensemble_and_one_across_them(small_data
     assert len(rows) == 6 and rows["rmse"].notna().all() and rows["ndcg_at_10"].notna().all()
     report = (tmp_path / "report" / "report.md").read_text()
     assert "greedy ensemble of mf#" in report and "nnmf#" in report
+    assert "MFConfig(" not in report  # members by trial, their configs in their own rows
