@@ -123,14 +123,19 @@ class LearntConfig:
 
 
 @dataclass(frozen=True)
-class Peer:
-    """A scikit-surprise peer (`bench.benchmark.peers`) with its tuned params."""
+class SpecPeer:
+    """A peer given by a `PeerSpec` (its name and params), which are its logged params."""
 
     spec: peers.PeerSpec
     loss = None
 
     def params(self) -> dict[str, Any]:
         return config_params(self.spec)
+
+
+@dataclass(frozen=True)
+class Peer(SpecPeer):
+    """A scikit-surprise peer (`bench.benchmark.peers`) with its tuned params."""
 
     def fit(self, split: Split, seed: int) -> Fitted:
         scale = (split.scale.low, split.scale.high)
@@ -140,15 +145,10 @@ class Peer:
 
 
 @dataclass(frozen=True)
-class RankingPeer:
-    """A ranking peer (`bench.benchmark.rankers`: EASE, ItemKNN, implicit's ALS and BPR)
-    with its tuned params: it scores every pair for ranking and predicts no rating (NaN)."""
-
-    spec: peers.PeerSpec
-    loss = None
-
-    def params(self) -> dict[str, Any]:
-        return config_params(self.spec)
+class RankingPeer(SpecPeer):
+    """A ranking peer (`bench.benchmark.rankers`: EASE, ItemKNN, implicit's ALS and BPR, an
+    architecture trained for ranking) with its tuned params: it scores every pair for
+    ranking and predicts no rating (NaN)."""
 
     def fit(self, split: Split, seed: int) -> Fitted:
         shape = (split.n_users, split.n_items)
@@ -160,16 +160,10 @@ class RankingPeer:
 
 
 @dataclass(frozen=True)
-class BayesianPeer:
+class BayesianPeer(SpecPeer):
     """myFM's Bayesian factorisation machine (`bench.benchmark.bfm`): ratings clipped to the
     scale, the benchmark's fallback for ids without a training rating, and its own score
     grid (one matrix product) for ranking."""
-
-    spec: peers.PeerSpec
-    loss = None
-
-    def params(self) -> dict[str, Any]:
-        return config_params(self.spec)
 
     def fit(self, split: Split, seed: int) -> Fitted:
         scale = (split.scale.low, split.scale.high)

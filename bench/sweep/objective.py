@@ -18,6 +18,7 @@ from bench.sweep.descriptions import (
 from bench.sweep.samplers import PRUNERS
 from bench.sweep.stale_trials import trial_owner_attrs
 from bench.sweep.study import Prepared
+from bench.tracking.client import through_outages
 from bench.tracking.figures import embedding_figure
 from bench.tracking.serving import RATING_MODEL, RATING_MODEL_TAG, Fallback, log_rating_model
 from bench.tracking.tracker import (
@@ -110,8 +111,8 @@ class Objective:
             self.tracker.log_training(
                 run_id, result, self.split, self.options, figure=False, config_logged=True
             )
-            if self.best_so_far(trial, value):
-                self._log_model(run_id, result, trial.number)
+            if self.best_so_far(trial, value):  # (waits out an outage of the server's store)
+                through_outages(self._log_model, run_id, result, trial.number)
         except optuna.TrialPruned:
             self._end(run_id, trial.number, config, curves, "PRUNED")
             raise

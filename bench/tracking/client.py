@@ -8,7 +8,10 @@ champion version. When two of them insert one new key at the same instant, the s
 unique key refuses one insert: PostgreSQL's `UniqueViolation`, SQLite's `UNIQUE constraint
 failed`, which an MLflow server returns as BAD_REQUEST, and MLflow's client does not retry.
 Written again, the row exists and the write updates or reuses it, so the loser writes again
-after a short pause. Every other error is raised as it comes.
+after a short pause. When the server answers that its own store is away (a 503,
+TEMPORARILY_UNAVAILABLE: a database restart or outage), it wrote nothing, and the call is
+sent again for up to OUTAGE_S seconds: MLflow's client (3.18) no longer retries a 503 for a
+write such as creating a run. Every other error is raised as it comes.
 """
 
 from __future__ import annotations
@@ -58,20 +61,59 @@ KEYED_WRITES = (
 )
 
 
+OUTAGE_S = 120.0  # how long a call waits out its server's store being away (as --outage-tolerance)
+OUTAGE_PAUSE_S = 2.0  # the longest pause between two tries
+# the calls that wait out an outage: every write above and the others this harness makes
+WAITED = (
+    *KEYED_WRITES, "create_run", "set_terminated", "log_metric", "log_param", "log_artifact",
+    "log_artifacts", "log_text", "log_dict", "log_figure", "create_experiment", "get_experiment",
+    "get_experiment_by_name", "get_run", "search_runs", "search_experiments", "delete_tag",
+    "create_registered_model", "create_model_version", "get_registered_model",
+    "search_model_versions", "get_model_version_by_alias", "get_model_version",
+)  # fmt: skip
+
+
+def store_away(exc: BaseException) -> bool:
+    """Whether an MLflow server answered that its own store is away (503,
+    TEMPORARILY_UNAVAILABLE): it wrote nothing, so the same call may be sent again. MLflow's
+    client retries a 503 only for reads and retry-safe writes."""
+    return isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE"
+
+
+def through_outages(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """call(*args, **kwargs), sent again while the server's store is away (at most OUTAGE_S
+    seconds; then its error is the caller's)."""
+    deadline, attempt = time.monotonic() + OUTAGE_S, 0
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as exc:
+            if not store_away(exc) or time.monotonic() >= deadline:
+                raise
+        attempt += 1
+        time.sleep(min(OUTAGE_PAUSE_S, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
 class SharedClient(MlflowClient):
     """MLflow's client whose KEYED_WRITES are written again when they lose a unique-key
-    race (module docstring)."""
+    race, and whose WAITED calls wait out an outage of the server's store (module docstring)."""
 
 
-def _raced_write(name: str) -> Callable[..., Any]:
-    """SharedClient's `name`: MlflowClient's, through `raced`."""
+def _shared_call(name: str) -> Callable[..., Any]:
+    """SharedClient's `name`: MlflowClient's, through `raced` (a keyed write) and through
+    `through_outages`."""
+    keyed = name in KEYED_WRITES
 
     @functools.wraps(getattr(MlflowClient, name))
-    def write(self: SharedClient, *args: Any, **kwargs: Any) -> Any:
-        return raced(getattr(super(SharedClient, self), name), *args, **kwargs)
+    def call(self: SharedClient, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(super(SharedClient, self), name)
+        if keyed:
+            return through_outages(raced, method, *args, **kwargs)
+        return through_outages(method, *args, **kwargs)
 
-    return write
+    return call
 
 
-for _name in KEYED_WRITES:
-    setattr(SharedClient, _name, _raced_write(_name))
+for _name in WAITED:
+    if hasattr(MlflowClient, _name):
+        setattr(SharedClient, _name, _shared_call(_name))

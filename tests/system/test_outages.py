@@ -54,7 +54,8 @@ def test_invocations_ride_out_a_restart_and_a_20_second_outage(tmp_path, pg_url,
         pg_ctl("restart", "--mode=fast")  # about a second away
         before = len(finished(stores))
         wait_until(lambda: len(finished(stores)) >= before + 3, "three trials after the restart")
-        assert not [t.number for t in stores.trials() if t.state == TrialState.FAIL]
+        failed = [t for t in stores.trials() if t.state == TrialState.FAIL]
+        assert not failed, "\n\n".join(i.stderr for i in invocations)  # what failed them
         pg_ctl("stop", "--mode=immediate")
         time.sleep(OUTAGE_S)
     finally:

@@ -9,8 +9,9 @@ import uuid
 import pytest
 from mlflow.entities import Dataset, DatasetInput
 from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
 
-from bench.tracking import Tracker
+from bench.tracking import Tracker, client
 from bench.tracking.client import RACE_TRIES, lost_a_race, raced
 
 PG_RACE = (
@@ -23,13 +24,13 @@ SQLITE_RACE = "(sqlite3.IntegrityError) UNIQUE constraint failed: tags.key, tags
 class Losing:
     """A write that raises `error` for its first `losses` calls, then returns "written"."""
 
-    def __init__(self, losses: int, error: str):
-        self.losses, self.error, self.calls = losses, error, 0
+    def __init__(self, losses: int, error: str, code: str = "INTERNAL_ERROR"):
+        self.losses, self.error, self.code, self.calls = losses, error, code, 0
 
     def __call__(self, *args, **kwargs) -> str:
         self.calls += 1
         if self.calls <= self.losses:
-            raise MlflowException(self.error)
+            raise MlflowException(self.error, error_code=getattr(databricks_pb2, self.code))
         return "written"
 
 
@@ -118,3 +119,17 @@ def test_writers_racing_to_log_one_new_data_set_all_land(mlflow_server):
     for run in runs:
         logged = {d.dataset.name for d in tracker.client.get_run(run).inputs.dataset_inputs}
         assert logged == {f"split-{r}" for r in range(10)}
+
+
+def test_a_call_is_sent_again_while_the_servers_store_is_away(monkeypatch):
+    monkeypatch.setattr(client, "OUTAGE_PAUSE_S", 0.0)
+    away = ("(psycopg.OperationalError) connection failed", "TEMPORARILY_UNAVAILABLE")
+    write = Losing(3, *away)
+    assert client.through_outages(write) == "written" and write.calls == 4
+    other = Losing(1, "bad", "INVALID_PARAMETER_VALUE")
+    with pytest.raises(MlflowException, match="bad"):
+        client.through_outages(other)
+    assert other.calls == 1  # any other error at once
+    monkeypatch.setattr(client, "OUTAGE_S", 0.0)
+    with pytest.raises(MlflowException, match="connection failed"):
+        client.through_outages(Losing(99, *away))  # the outage outlasts the tolerance
