@@ -146,9 +146,8 @@ class Peer(SpecPeer):
 
 @dataclass(frozen=True)
 class RankingPeer(SpecPeer):
-    """A ranking peer (`bench.benchmark.rankers`: EASE, ItemKNN, implicit's ALS and BPR, an
-    architecture trained for ranking) with its tuned params: it scores every pair for
-    ranking and predicts no rating (NaN)."""
+    """A ranking peer (`bench.benchmark.rankers`: EASE, ItemKNN, implicit's ALS and BPR)
+    with its tuned params: it scores every pair for ranking and predicts no rating (NaN)."""
 
     def fit(self, split: Split, seed: int) -> Fitted:
         shape = (split.n_users, split.n_items)

@@ -1,7 +1,5 @@
-"""Ranking peers: closed-form item-item models in numpy (EASE, Steck 2019; a cosine ItemKNN),
-the `implicit` package's ALS and BPR (the field's standard CPU implementations), and each
-registered architecture trained for ranking (`ARCH-rank`: sampled negatives, BPR or BCE;
-`bench.training.ranking`).
+"""Ranking peers: closed-form item-item models in numpy (EASE, Steck 2019; a cosine ItemKNN)
+and the `implicit` package's ALS and BPR (the field's standard CPU implementations).
 
 Each learns from the binary matrix X of a fold's training positives (every rating, or only
 those at or above the scale's relevance threshold: a choice each tunes) and scores every
@@ -25,9 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from bench.archs import REGISTRY as ARCH_NAMES
 from bench.benchmark.peers import run_budget
-from bench.data import Split
 from bench.errors import BenchError
 from bench.metrics import RatingScale
 from bench.metrics.ranking import ranking_metrics
@@ -159,74 +155,6 @@ def _bpr_space(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
-class _RatingLossFixed:
-    """A trial whose rating loss is fixed (mse): no parameter of a ranking study."""
-
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
-
-    def suggest_categorical(self, name: str, choices):
-        return "mse" if name == "loss" else self.trial.suggest_categorical(name, choices)
-
-    def __getattr__(self, name: str):
-        return getattr(self.trial, name)
-
-
-def _keras_space(arch_name: str) -> Callable[[optuna.Trial], dict[str, Any]]:
-    """A registered architecture's space (less its rating loss) with the ranking part: the
-    epochs (drawn: no validation part inside a ranker's fit to stop early on), the ranking
-    loss, negatives per positive, their sampler, and which ratings count as positives."""
-
-    def space(trial: optuna.Trial) -> dict[str, Any]:
-        from bench.archs import get_arch
-
-        arch = get_arch(arch_name)
-        params = arch.to_params(arch.suggest(_RatingLossFixed(trial), KERAS_EPOCHS[1]))
-        del params["loss"], params["epochs"]
-        return {
-            **params,
-            "epochs": trial.suggest_int("epochs", *KERAS_EPOCHS, log=True),
-            "ranking_loss": trial.suggest_categorical("ranking_loss", ["bpr", "bce"]),
-            "negatives": trial.suggest_int("negatives", 1, 16, log=True),
-            "sampler": trial.suggest_categorical("sampler", ["uniform", "popularity"]),
-            "positives": trial.suggest_categorical("positives", POSITIVES),
-        }
-
-    return space
-
-
-def _keras_scores(arch_name: str) -> Callable[..., np.ndarray]:
-    """The scores of a registered architecture trained for ranking on X's positives
-    (`bench.training.ranking`, the compiled engine, seeded): every pair's logit."""
-
-    def scores(x: sp.csr_matrix, seed: int, **params) -> np.ndarray:
-        from bench.archs import get_arch
-        from bench.training.options import TrainOptions
-        from bench.training.ranking import RankingSetup, score_grid
-        from bench.training.train import train
-
-        setup = RankingSetup(params.pop("ranking_loss"), params.pop("negatives"),
-                             params.pop("sampler"))  # fmt: skip
-        config = get_arch(arch_name).from_params({**params, "loss": "mse"})
-        result = train(config, _positives_split(x, seed), TrainOptions(seed=seed, ranking=setup))
-        users = np.arange(x.shape[0])
-        return score_grid(result.model, users, x.shape[1], 65536).astype("float64")
-
-    return scores
-
-
-def _positives_split(x: sp.csr_matrix, seed: int) -> Split:
-    """X's ones as the training ratings of a split with no validation or test part."""
-    coo = x.tocoo()
-    train = pd.DataFrame({"user": coo.row, "item": coo.col, "rating": np.ones(len(coo.row))})
-    empty = train.iloc[:0]
-    return Split("positives", "-", RatingScale(), seed, 0.0, train, empty, empty,
-                 x.shape[0], x.shape[1], "-")  # fmt: skip
-
-
-KERAS_EPOCHS = (2, 60)  # a ranking-trained architecture's epochs: drawn, log scale
-KERAS_RANKERS = tuple(f"{arch}-rank" for arch in ARCH_NAMES)  # every architecture, ranking
-
 RANKERS: dict[str, Ranker] = {
     r.name: r
     for r in (
@@ -234,10 +162,6 @@ RANKERS: dict[str, Ranker] = {
         Ranker("itemknn", _itemknn_space, item_item(itemknn_weights), "r1", item_item=True),
         Ranker("als", _als_space, _implicit_scores("als"), "r1"),
         Ranker("bpr", _bpr_space, _implicit_scores("bpr"), "r1"),
-        *(
-            Ranker(f"{arch}-rank", _keras_space(arch), _keras_scores(arch), "k1")
-            for arch in ARCH_NAMES
-        ),
     )
 }
 IMPLICIT = ("als", "bpr")  # the rankers that need the `implicit` package

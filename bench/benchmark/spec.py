@@ -9,14 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from bench.archs import REGISTRY as ARCH_NAMES
 from bench.datasets import DEFAULT
 
 POST_ARCHS = ("mf", "nnmf", "nn")  # the benchmark's default: the seed post's three
 DEFAULT_SEEDS = 5  # a data set without canonical folds: this many seeded 80/20 splits
 SURPRISE_PEERS = ("svd", "svdpp", "knn_baseline")  # scikit-surprise models (benchmark.peers)
-# rankers (benchmark.rankers), each registered architecture trained for ranking among them
-RANKING_PEERS = ("ease", "itemknn", "als", "bpr", *(f"{arch}-rank" for arch in ARCH_NAMES))
+RANKING_PEERS = ("ease", "itemknn", "als", "bpr")  # rankers (benchmark.rankers)
 BAYESIAN_PEERS = ("bfm",)  # myFM's Bayesian factorisation machine, fixed in advance (benchmark.bfm)
 PEERS = SURPRISE_PEERS + RANKING_PEERS + BAYESIAN_PEERS
 QUICK_EPOCHS = 2  # a quick replication: epochs per model

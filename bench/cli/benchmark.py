@@ -113,8 +113,7 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
         help="add peers tuned per fold with the same budget and validation part: alone, all of "
         f"{','.join(PEERS)}; or a comma-separated subset (default: none). "
         f"{','.join(SURPRISE_PEERS)} are scikit-surprise's, tuned on the rating metric; "
-        "ease,itemknn,als,bpr and ARCH-rank (an architecture trained for ranking: sampled "
-        "negatives, BPR or BCE) rank only, tuned on validation NDCG@10 (als, bpr: the implicit "
+        "ease,itemknn,als,bpr rank only, tuned on validation NDCG@10 (als, bpr: the implicit "
         "package's); bfm is myFM's Bayesian "
         "factorisation machine (rank 10, 200 Gibbs sweeps, implicit features: fixed in advance)",
     )

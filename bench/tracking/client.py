@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
+
+from bench.errors import disk_full
 
 RACE_MARKERS = ("UniqueViolation", "duplicate key value", "UNIQUE constraint failed")
 RACE_TRIES = 6  # writes of one call; a race is lost to one other writer at a time
@@ -76,8 +78,11 @@ WAITED = (
 def store_away(exc: BaseException) -> bool:
     """Whether an MLflow server answered that its own store is away (503,
     TEMPORARILY_UNAVAILABLE): it wrote nothing, so the same call may be sent again. MLflow's
-    client retries a 503 only for reads and retry-safe writes."""
-    return isinstance(exc, MlflowException) and exc.error_code == "TEMPORARILY_UNAVAILABLE"
+    client retries a 503 only for reads and retry-safe writes. A local store's error (the
+    same code for any SQLite error) and a full disk are not waited for: they are said at
+    once (`bench.errors.disk_full`)."""
+    away = isinstance(exc, RestException) and exc.error_code == "TEMPORARILY_UNAVAILABLE"
+    return away and not disk_full(exc)
 
 
 def through_outages(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

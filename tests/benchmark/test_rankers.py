@@ -148,33 +148,11 @@ def test_a_ranker_row_has_ranking_metrics_and_no_rating_error(small_data):
     assert 0.0 <= row.metrics["ndcg_at_10"] <= 1.0
 
 
-def test_an_architecture_trained_for_ranking_is_a_seeded_ranker_with_a_round_trip_space(
-    small_data,
-):
-    fold = make_split(small_data, "u1", valid_fraction=0.0)
-    trial = optuna.trial.FixedTrial(
-        {"k": 4, "use_bias": False, "learning_rate": 0.01, "batch_size": 64,
-         "row_l2_on": False, "epochs": 3, "ranking_loss": "bpr", "negatives": 2,
-         "sampler": "popularity", "positives": "relevant"}
-    )  # fmt: skip
-    params = rankers.RANKERS["mf-rank"].space(trial)
-    assert "loss" not in params and params["epochs"] == 3  # no rating loss in a ranking space
-    assert rankers.RANKERS["mf-rank"].space(optuna.trial.FixedTrial(trial.params)) == params
-    shape = (fold.n_users, fold.n_items)
-    first = rankers.fit_scores("mf-rank", params, fold.train, shape, fold.scale, seed=3)
-    again = rankers.fit_scores("mf-rank", params, fold.train, shape, fold.scale, seed=3)
-    other = rankers.fit_scores("mf-rank", params, fold.train, shape, fold.scale, seed=4)
-    assert first.shape == shape and np.isfinite(first).all()
-    assert np.array_equal(first, again) and not np.array_equal(first, other)
-    row = evaluate("mf-rank", as_predictor(PeerSpec("mf-rank", params)), fold, 0)
-    assert np.isnan(row.metrics["rmse"]) and 0.0 <= row.metrics["ndcg_at_10"] <= 1.0
-
-
 def test_too_many_items_for_a_dense_item_matrix_is_one_error():
     frame = pd.DataFrame({"user": [0], "item": [0], "rating": [5]})
     with pytest.raises(rankers.BenchError, match="leave ease out"):
         rankers.fit_scores("ease", {"l2": 1.0}, frame, (1, rankers.MAX_ITEMS + 1), RatingScale())
-    assert not rankers.RANKERS["mf-rank"].item_item and not rankers.RANKERS["als"].item_item
+    assert rankers.RANKERS["ease"].item_item and not rankers.RANKERS["als"].item_item
 
 
 @pytest.mark.integration

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from mlflow.entities import Dataset, DatasetInput
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 from mlflow.protos import databricks_pb2
 
 from bench.tracking import Tracker, client
@@ -30,6 +30,8 @@ class Losing:
     def __call__(self, *args, **kwargs) -> str:
         self.calls += 1
         if self.calls <= self.losses:
+            if self.code == "TEMPORARILY_UNAVAILABLE":  # a server's answer
+                raise RestException({"error_code": self.code, "message": self.error})
             raise MlflowException(self.error, error_code=getattr(databricks_pb2, self.code))
         return "written"
 
@@ -130,6 +132,12 @@ def test_a_call_is_sent_again_while_the_servers_store_is_away(monkeypatch):
     with pytest.raises(MlflowException, match="bad"):
         client.through_outages(other)
     assert other.calls == 1  # any other error at once
+    full = Losing(1, "(sqlite3.OperationalError) database or disk is full", away[1])
+    with pytest.raises(MlflowException, match="disk is full"):
+        client.through_outages(full)  # a full disk is said at once, never waited for
+    local = MlflowException("(sqlite3.OperationalError) locked",
+                            error_code=databricks_pb2.TEMPORARILY_UNAVAILABLE)  # fmt: skip
+    assert not client.store_away(local)  # a local store's error: not a server's answer
     monkeypatch.setattr(client, "OUTAGE_S", 0.0)
     with pytest.raises(MlflowException, match="connection failed"):
         client.through_outages(Losing(99, *away))  # the outage outlasts the tolerance
