@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-RANKING_FIGURES = ("precision_at_10", "recall_at_10", "ndcg_at_10")  # a ranking validation's
+RANKING_K = 10  # the ranking task's list length
+# a ranking validation's figures
+RANKING_FIGURES = tuple(f"{name}_at_{RANKING_K}" for name in ("precision", "recall", "ndcg"))
 RankingLoss = Literal["bce", "bpr"]
 Sampler = Literal["uniform", "popularity"]
 

@@ -32,10 +32,10 @@ from bench.data import Split
 from bench.metrics import RatingScale
 from bench.metrics.ranking import grid_metrics
 from bench.training.compiled import RUNNERS, CompiledEpochs, inputs, structure_key
-from bench.training.options import RANKING_FIGURES, RankingLoss, RankingSetup, Sampler
+from bench.training.options import RANKING_FIGURES, RANKING_K, RankingLoss, RankingSetup, Sampler
 from bench.training.philox import uniform as philox_uniform
 
-K = 10  # the validation list length (NDCG@10, recall@10)
+K = RANKING_K  # the validation list length (NDCG@10, recall@10)
 
 
 def as_scorer(arch, config: Any) -> Any:
