@@ -82,7 +82,8 @@ def upper_bound(cdf: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     """For each value, how many entries of the sorted `cdf` are <= it (numpy's
     `searchsorted(side="right")`), by a binary search of ceil(log2(n + 1)) steps: XLA's own
     search compares every value with every entry (n times the work)."""
-    n = cdf.shape[0]
+    n, shape = cdf.shape[0], tf.shape(values)
+    values = tf.reshape(values, [-1])  # one axis: XLA's compilation of a (b, 1) search blows up
     low = tf.zeros_like(values, dtype=tf.int32)
     high = tf.fill(tf.shape(values), n)
     for _ in range(max(1, int(np.ceil(np.log2(n + 1))))):
@@ -91,7 +92,7 @@ def upper_bound(cdf: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
         right = tf.gather(cdf, tf.minimum(middle, n - 1)) <= values
         low = tf.where(active & right, middle + 1, low)
         high = tf.where(active & ~right, middle, high)
-    return low
+    return tf.reshape(low, shape)
 
 
 def ranking_loss(logits: tf.Tensor, batch: tf.Tensor, negatives: int, loss: RankingLoss):
