@@ -156,6 +156,13 @@ def quiet_optuna_interrupts() -> None:
         logger.addFilter(QUIET)
 
 
+def die_with_parent() -> None:
+    """In a child process (a benchmark's study runner): SIGTERM when its parent dies."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def install_in_worker() -> None:
     """A sweep worker process: handlers on, and SIGTERM when the invocation dies."""
     for signum in SIGNALS:
@@ -163,9 +170,7 @@ def install_in_worker() -> None:
     sys.unraisablehook = _unraisable
     _State.received = None
     quiet_optuna_interrupts()
-    if sys.platform.startswith("linux"):  # the OS parent: the invocation when spawned
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent()  # the OS parent: the invocation when spawned
     parent = multiprocessing.parent_process()  # the invocation (a fork server forked us)
     if parent is not None:
         watch = threading.Thread(target=_term_when_gone, args=(parent,), daemon=True)

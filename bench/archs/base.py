@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import keras
+import numpy as np
 import optuna
 
 Loss = Literal["mse", "mae"]
@@ -57,6 +58,10 @@ class Arch:
     # the config fields that make the output a raw score for the ranking task (the rating
     # head removed: the post's NN ends in a relu); empty: the output is one already
     logit_fields: Mapping[str, Any] = field(default_factory=dict)
+    # every item's score for each of some user codes from a built model's tables, where the
+    # score is a dot product (one matrix product instead of a model call per pair); None:
+    # the model scores the pairs
+    grid_scores: Callable[[keras.Model, np.ndarray], np.ndarray] | None = None
 
     def start_params(self, max_epochs: int | None = None) -> dict[str, dict[str, Any]]:
         """What every study tries first, in order: the published settings ("post", trial
@@ -94,7 +99,10 @@ class Arch:
 
 
 def config_params(config: Any) -> dict[str, Any]:
-    """Flat dict of a config's fields (tuples joined), suitable for MLflow params."""
+    """Flat dict of a config's fields (tuples joined), suitable for MLflow params; an entry
+    that wraps a config (a ranking one) flattens itself (`flat_params`)."""
+    if hasattr(config, "flat_params"):
+        return config.flat_params()
     params: dict[str, Any] = {"arch": config.arch}
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)

@@ -29,6 +29,7 @@ from bench.errors import BenchError
 from bench.sweep.storage.backends import open_storage
 from bench.sweep.storage.urls import redact, resolve_storage
 from bench.tracking.tracker import Tracker
+from bench.training.tasks import RankedConfig
 
 ALL_FOLDS = "*"  # a pinned config that applies to every fold
 
@@ -76,6 +77,9 @@ def write_pinned(path: Path, job: Job) -> None:
 
 
 def config_fields(config: Any) -> dict[str, Any]:
+    """A config's fields (a ranking entry: its config's, then its setup's as `ranking_*`)."""
+    if isinstance(config, RankedConfig):
+        return config.report_fields()
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
@@ -117,6 +121,13 @@ class Job:
         return folds[fold] if fold in folds else folds[ALL_FOLDS]
 
 
+def _capped(entry: Any, max_epochs: int) -> Any:
+    """An entry trained for at most `max_epochs` (a ranking entry: its config)."""
+    if isinstance(entry, RankedConfig):
+        return replace(entry, config=_capped(entry.config, max_epochs))
+    return replace(entry, epochs=min(entry.epochs, max_epochs))
+
+
 def _budget(spec: BenchmarkSpec) -> nested.Budget:
     return nested.Budget(
         trials=spec.tune_trials,
@@ -124,6 +135,7 @@ def _budget(spec: BenchmarkSpec) -> nested.Budget:
         max_epochs=spec.max_epochs or nested.Budget.max_epochs,
         valid_fraction=spec.valid_fraction,
         metric=spec.metric,
+        task=spec.task,
     )
 
 
@@ -140,10 +152,12 @@ def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, d
     stores = (resolve_storage(spec.storage, tracker.uri), tracker.uri)
     configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
     provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
+    at_once = f", {spec.workers} studies at a time" if spec.workers > 1 else ""
+    print(f"tuning {', '.join(archs)} on {len(splits)} fold(s) ({budget_words(budget)}{at_once})")
+    every = nested.tune_all(data, splits, archs, spec.seed, budget, stores, spec.workers)
     for split in splits:
         for arch in archs:
-            print(f"{split.name}: tuning {arch} ({budget_words(budget)}) ...")
-            tuned = nested.tune(data, split, arch, spec.seed, budget, stores)
+            tuned = every[split.name, arch]
             configs[arch][split.name] = tuned.config
             provenance[arch][split.name] = tuned.provenance
             _say_if_short(split.name, arch, tuned.provenance, budget)
@@ -261,7 +275,7 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
         configs, provenance, source = _fixed_configs(spec, archs, tracker, studies)
     if spec.max_epochs:
         configs = {
-            a: {f: replace(c, epochs=min(c.epochs, spec.max_epochs)) for f, c in folds.items()}
+            a: {f: _capped(c, spec.max_epochs) for f, c in folds.items()}
             for a, folds in configs.items()
         }
     if spec.ensembles:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.benchmark.configs import Job, resolve_configs, write_pinned
-from bench.benchmark.predictors import BASELINES, as_predictor, evaluate
+from bench.benchmark.predictors import BASELINES, RankedLearnt, as_predictor, evaluate
 from bench.benchmark.records import (
     GATED_TAG,
     _machine_tags,
@@ -136,7 +136,7 @@ def run_folds(
         for name, predictor in predictors.items():
             print(f"{split.name}: {name} ...", flush=True)
             fold = evaluate(name, predictor, split, seed)
-            if name.endswith(SUFFIX):
+            if name.endswith(SUFFIX) or isinstance(predictor, RankedLearnt):
                 fold.keras_model = None  # scored, not logged or registered as a model
             fold.model_uri = log_fold(
                 tracker, parent_id, experiment_id, fold, predictor, split, data, inputs

@@ -11,6 +11,8 @@ its budget (trials that completed or were pruned count; failed and killed ones r
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -21,11 +23,13 @@ from bench.benchmark.spec import Budget
 from bench.data import RatingData, Split, make_split
 from bench.datasets import get_dataset
 from bench.errors import BenchError
+from bench.signals import die_with_parent
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import space_version
 from bench.sweep.storage.backends import open_storage
 from bench.sweep.workers import run_study
 from bench.tracking.environment import code_version
+from bench.training.tasks import get_task
 
 DONE = "nested_budget_done"
 NESTED_TRIALS_PER_PROCESS = 10
@@ -75,6 +79,7 @@ def _settings(arch: str, split: Split, name: str, seed: int, budget: Budget, sto
         valid_fraction=budget.valid_fraction,
         pruner=budget.pruner,
         metric=budget.metric,
+        task=budget.task,
         sampler=budget.sampler,
         patience=budget.patience,
         max_epochs=budget.max_epochs,
@@ -118,8 +123,26 @@ def tune(
         "commit": code_version(),  # the commit, + a digest of local edits; else the version
     }
     complete = first is not None and first.state == optuna.trial.TrialState.COMPLETE
-    trial0 = get_arch(arch).from_trial(first) if complete else None
-    return Tuned(get_arch(arch).from_trial(best), provenance, trial0)
+    task = get_task(budget.task)
+    trial0 = task.from_trial(get_arch(arch), first, fold.scale) if complete else None
+    return Tuned(task.from_trial(get_arch(arch), best, fold.scale), provenance, trial0)
+
+
+def tune_all(
+    data: RatingData, splits: list[Split], archs: list[str], seed: int, budget: Budget,
+    stores: tuple[str, str], workers: int = 1,
+) -> dict[tuple[str, str], Tuned]:  # fmt: skip
+    """Every (fold, architecture) study, by (fold, arch): one after another, or `workers`
+    at a time, each in a process of its own. A study's trials still run one after another
+    in its own sampler stream, so the configs chosen do not depend on how many run at once."""
+    jobs = [(split, arch) for split in splits for arch in archs]
+    if workers <= 1:
+        return {(s.name, a): tune(data, s, a, seed, budget, stores) for s, a in jobs}
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of TF
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent) as pool:
+        futures = {(s.name, a): pool.submit(tune, data, s, a, seed, budget, stores)
+                   for s, a in jobs}  # fmt: skip
+        return {key: future.result() for key, future in futures.items()}
 
 
 def top_configs(storage: str, name: str, arch: str, m: int) -> tuple[tuple[str, Any], ...]:

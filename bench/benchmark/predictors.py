@@ -28,6 +28,8 @@ from bench.data import Split
 from bench.metrics import RANKING, ranking_ks, rating_metrics
 from bench.metrics.ranking import ranking_metrics
 from bench.training.options import TrainOptions
+from bench.training.ranking import score_grid
+from bench.training.tasks import RankedConfig
 from bench.training.train import TrainResult, predict_codes, train
 
 Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -120,6 +122,28 @@ class LearntConfig:
         model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
         predict = with_fallback(model, split)
         return Fitted(predict, _grid_of(predict, split), result, result.fit_seconds)
+
+
+@dataclass(frozen=True)
+class RankedLearnt:
+    """An architecture's config trained for ranking (`RankedConfig`: positives, sampled
+    negatives, its loss): it scores every pair by its logit and predicts no rating (NaN)."""
+
+    entry: RankedConfig
+
+    @property
+    def loss(self) -> str:
+        return self.entry.loss
+
+    def params(self) -> dict[str, Any]:
+        return config_params(self.entry)
+
+    def fit(self, split: Split, seed: int) -> Fitted:
+        result = train(self.entry.config, split, TrainOptions(seed=seed, ranking=self.entry.setup))
+        users = np.arange(split.n_users, dtype="int32")
+        grid = lambda: score_grid(result.model, users, split.n_items, GRID_PAIRS)  # noqa: E731
+        no_rating = lambda users, items: np.full(len(users), np.nan)  # noqa: E731
+        return Fitted(no_rating, lambda: grid().astype("float64"), result, result.fit_seconds)
 
 
 @dataclass(frozen=True)
@@ -286,6 +310,8 @@ def as_predictor(entry: Any) -> Predictor:
         return BASELINES[entry]()
     if isinstance(entry, ensembles.EnsembleSpec):
         return Ensemble(entry)
+    if isinstance(entry, RankedConfig):
+        return RankedLearnt(entry)
     if isinstance(entry, peers.PeerSpec):
         if entry.name == bfm.NAME:
             return BayesianPeer(entry)

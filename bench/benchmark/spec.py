@@ -34,9 +34,13 @@ class Budget:
     metric: str = "rmse"  # the validation metric a config is selected on
     sampler: str = "tpe-small"
     patience: int | None = 5
+    task: str = "rating"  # bench.training.tasks: what the studies train for
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        fields = asdict(self)
+        if fields["task"] == "rating":  # the digest rating studies had before tasks
+            del fields["task"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class BenchmarkSpec:
     tune_timeout: float | None = Budget.timeout  # seconds per fold and architecture; 0: none
     valid_fraction: float = Budget.valid_fraction
     metric: str = Budget.metric  # the validation metric nested tuning selects on
+    task: str = Budget.task  # what the architectures train for: rating or ranking
+    workers: int = 1  # (fold, architecture) studies run at once, each in its own process
     peers: tuple[str, ...] = ()  # peers tuned with the same budget (bfm: fixed in advance)
     ensembles: int = 0  # members per architecture of the ensemble rows (0: no ensembles)
     study_split: str = "seed"  # protocol "studies": the split of the sweep studies read

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.benchmark.stats import paired
+from bench.benchmark.stats import lower_is_better, paired
 
 SUFFIX = "@trial0"
 
@@ -33,12 +33,13 @@ def _row(arch: str, origin: dict[str, dict], tuned: pd.Series, base: pd.Series, 
     val_tuned = np.array([origin[f]["value"] for f in folds], dtype="float64")
     val_base = np.array([origin[f].get("trial0_value") or np.nan for f in folds], dtype="float64")
     test_tuned, test_base = tuned[folds].to_numpy(), base[folds].to_numpy()
+    sign = 1.0 if lower_is_better(metric) else -1.0  # better: lower for an error
     row: dict[str, Any] = {
         "arch": arch,
         "folds": len(folds),
         "trial 0 chosen": sum(origin[f]["trial"] == 0 for f in folds),
         "a prior chosen": sum(origin[f].get("start") not in (None, "post") for f in folds),
-        "tuned better on val": int(np.sum(val_tuned < val_base)),
+        "tuned better on val": int(np.sum(sign * val_tuned < sign * val_base)),
         f"val {metric} tuned": float(np.mean(val_tuned)),
         f"val {metric} trial 0": float(np.nanmean(val_base)),
         f"test {metric} tuned": float(np.mean(test_tuned)),

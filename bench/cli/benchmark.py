@@ -28,7 +28,7 @@ from bench.cli.common import (
     command_parser,
 )
 from bench.errors import BenchError
-from bench.metrics import TUNABLE
+from bench.training.tasks import TASKS, task_metric
 
 if TYPE_CHECKING:
     from bench.benchmark.results import Outcome
@@ -174,8 +174,17 @@ def parse_args(argv: list[str] | None) -> BenchmarkSpec:
 
 def _check_gate_and_folds(args: argparse.Namespace) -> None:
     """The values found wrong only after the job otherwise: one error line before it starts."""
+    if args.workers < 1:
+        raise BenchError(f"--workers {args.workers}: studies at a time, 1 or more")
     if args.tune_timeout < 0:
         raise BenchError("--tune-timeout must be positive seconds, or 0 for no limit")
+    args.metric = Budget.metric if args.task == "rating" and not args.metric else args.metric
+    args.metric = task_metric(args.task, args.metric)
+    if args.task != "rating" and (args.protocol != "nested" or args.ensembles):
+        raise BenchError(
+            f"--task {args.task} tunes each fold's configs (nested protocol) and has no "
+            "ensembles (they average ratings): drop --configs, --from-studies and --ensembles"
+        )
     if args.ensembles < 0 or (args.ensembles and args.protocol != "nested"):
         raise BenchError(
             f"--ensembles {args.ensembles}: members per architecture, 1 or more, and only "
@@ -225,11 +234,26 @@ def _add_tuning_group(group: argparse._ArgumentGroup) -> None:
         help="share of each fold's training part that tuning validates on (default %(default)s)",
     )
     group.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="(fold, architecture) studies run at once, each in processes of its own; each "
+        "study's trials still run one after another, so the configs chosen are the same "
+        "(default %(default)s; 2 uses both cores of a 2-core machine)",
+    )
+    group.add_argument(
+        "--task",
+        choices=list(TASKS),
+        default=Budget.task,
+        help="what the architectures' studies train and select for: rating (default) or "
+        "ranking (positives, sampled negatives, BPR or BCE, selected on NDCG@10; protocol "
+        "nested, no ensembles); part of the run's identity",
+    )
+    group.add_argument(
         "--metric",
-        choices=TUNABLE,
-        default=Budget.metric,
-        help="validation metric configs are selected on; part of the run's identity "
-        "(default %(default)s)",
+        choices=[m for task in TASKS.values() for m in task.metrics()],
+        help="validation metric configs are selected on, of the task's kind; part of the "
+        f"run's identity (default: {Budget.metric} for rating, ndcg_at_10 for ranking)",
     )
 
 

@@ -32,6 +32,7 @@ from bench.sweep.settings import (
     SweepSettings,
 )
 from bench.sweep.storage.names import JOURNAL_NAME, STORAGE_ENV, is_database
+from bench.training.tasks import TASKS, task_metric
 
 DEFAULTS = SweepSettings(arch="mf")
 
@@ -77,10 +78,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of the training part held out for validation (default %(default)s)",
     )
     tune.add_argument(
+        "--task",
+        choices=list(TASKS),
+        default=DEFAULTS.task,
+        help="what the models learn: "
+        + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values())
+        + " (default %(default)s)",
+    )
+    tune.add_argument(
         "--metric",
         choices=TUNABLE,
-        default=DEFAULTS.metric,
-        help="validation metric the trials minimise (default %(default)s)",
+        help="validation metric the trials select on, in its own direction (default: the "
+        "task's: " + ", ".join(f"{t.metric} for {t.name}" for t in TASKS.values()) + ")",
     )
     search = parser.add_argument_group("how to search")
     add_tuning_flags(
@@ -171,6 +180,7 @@ def validate(args: argparse.Namespace) -> None:
         if not ok:
             raise BenchError(message)
     check_splits(args.dataset, [args.split], "--split")
+    args.metric = task_metric(args.task, args.metric)
     samplers.require("sampler", args.sampler)
     _validate_heartbeat(args)
 
@@ -209,6 +219,7 @@ def settings_for(args: argparse.Namespace, arch: str) -> SweepSettings:
         seed=args.seed,
         valid_fraction=args.valid_fraction,
         metric=args.metric,
+        task=args.task,
         pruner=args.pruner,
         sampler=args.sampler,
         patience=args.patience or None,
@@ -248,35 +259,43 @@ def main(argv: list[str] | None = None) -> int:
     for arch in archs:
         settings = settings_for(args, arch)
         study = run_study(settings, control=control_for(args))
-        s = summarise(client, study)
-        rows.append(
-            {
-                "arch": arch,
-                "study": settings.name,
-                "complete/pruned/failed": f"{s.get('n_complete', 0)}/{s.get('n_pruned', 0)}"
-                f"/{s.get('n_fail', 0)}",
-                "best trial": s.get("best_trial"),
-                f"val {metric}": s.get("best_val"),
-                "test MAE": s.get("best_test_mae"),
-                "test RMSE": s.get("best_test_rmse"),
-                "test MAE rnd": s.get("best_test_mae_rounded"),
-                f"post-settings val {metric}": s.get("post_val"),
-                "post-settings test MAE rnd": s.get("post_test_mae_rounded"),
-                "published MAE rnd": get_arch(arch).reference.test_mae_rounded,
-            }
-        )
+        rows.append(summary_row(arch, settings, summarise(client, study), metric))
     import pandas as pd
 
     table = pd.DataFrame(rows)
     print(f"\nbest trial per architecture, selected on validation {metric} (test never used):")
     print(table.to_string(index=False, float_format="{:.4f}".format, na_rep="-"))
     studies = {row["arch"]: row["study"] for row in rows}
-    print(where_the_results_are(tracking_uri, studies, args.dataset, args.experiment))
+    print(where_the_results_are(tracking_uri, studies, args.dataset, args.experiment, args.task))
     return 0
 
 
+def summary_row(arch: str, settings: SweepSettings, s: dict, metric: str) -> dict:
+    """A study's line of the closing table: its trials, its best trial's validation and
+    test figures (the task's), and the post's settings (trial 0) beside them."""
+    counts = f"{s.get('n_complete', 0)}/{s.get('n_pruned', 0)}/{s.get('n_fail', 0)}"
+    row = {"arch": arch, "study": settings.name, "complete/pruned/failed": counts,
+           "best trial": s.get("best_trial"), f"val {metric}": s.get("best_val")}  # fmt: skip
+    if settings.task == "ranking":
+        row.update({"test NDCG@10": s.get("best_test_ndcg_at_10"),
+                    "test recall@10": s.get("best_test_recall_at_10"),
+                    f"post-settings val {metric}": s.get("post_val"),
+                    "post-settings test NDCG@10": s.get("post_test_ndcg_at_10")})  # fmt: skip
+        return row
+    row.update({"test MAE": s.get("best_test_mae"), "test RMSE": s.get("best_test_rmse"),
+                "test MAE rnd": s.get("best_test_mae_rounded"),
+                f"post-settings val {metric}": s.get("post_val"),
+                "post-settings test MAE rnd": s.get("post_test_mae_rounded"),
+                "published MAE rnd": get_arch(arch).reference.test_mae_rounded})  # fmt: skip
+    return row
+
+
 def where_the_results_are(
-    tracking_uri: str, studies: dict[str, str], dataset: str, experiment: str | None = None
+    tracking_uri: str,
+    studies: dict[str, str],
+    dataset: str,
+    experiment: str | None = None,
+    task: str = "rating",
 ) -> str:
     """The closing lines: how to open the runs in MLflow (the shared experiment, or one per
     study), and the champions' model URIs."""
@@ -285,7 +304,7 @@ def where_the_results_are(
     label = get_dataset(dataset).label
     remote = tracking_uri.startswith(("http://", "https://"))
     ui = f"open {tracking_uri}" if remote else f"mlflow ui --backend-store-uri {tracking_uri}"
-    models = ", ".join(f"models:/{registered_name(arch, label)}@champion" for arch in studies)
+    models = ", ".join(f"models:/{registered_name(arch, label, task)}@champion" for arch in studies)
     names = [experiment] if experiment else list(studies.values())
     experiments = f"experiment{'s' if len(names) > 1 else ''} {', '.join(names)}"
     return f"\nruns: {ui}  ({experiments})\nchampions: {models}"

@@ -8,8 +8,8 @@ from bench.archs import ARCHS
 from bench.benchmark.spec import TunerSpec
 from bench.cli.common import add_data_flags, add_tracking_flag, check_splits, command_parser
 from bench.errors import BenchError
-from bench.metrics import TUNABLE
 from bench.sweep import samplers
+from bench.training.tasks import TASKS
 
 DEFAULTS = TunerSpec()
 
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None) -> TunerSpec:
     add("--trials", type=int, default=DEFAULTS.trials, help="per study (default %(default)s)")
     add(
         "--metric",
-        choices=TUNABLE,
+        choices=TASKS["rating"].metrics(),
         default=DEFAULTS.metric,
         help="validation metric (default %(default)s)",
     )

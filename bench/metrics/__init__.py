@@ -57,7 +57,7 @@ class Metric:
     description: str
     gated: bool = False  # the regression gate checks it
     plotted: bool = False  # report figures show it
-    tunable: bool = False  # a sweep may minimise it on the validation part
+    tunable: bool = False  # a sweep may select on it (its task's: the metric's kind)
     bounds: tuple[float, float] | None = None  # CIs are clipped to these
     compute: RatingFn | None = None  # rating metrics: (y_true, y_pred, scale) -> value
     k: int | None = None  # ranking metrics: list length
@@ -75,9 +75,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("precision_at_10", "ranking", False, "share of the top 10 that is relevant",
            gated=True, bounds=(0, 1), k=10),
     Metric("recall_at_10", "ranking", False, "share of relevant items in the top 10",
-           gated=True, bounds=(0, 1), k=10),
+           gated=True, tunable=True, bounds=(0, 1), k=10),
     Metric("ndcg_at_10", "ranking", False, "discounted gain of the top 10, normalised",
-           gated=True, plotted=True, bounds=(0, 1), k=10),
+           gated=True, plotted=True, tunable=True, bounds=(0, 1), k=10),
     Metric("fit_seconds", "cost", True, "seconds of training (compilation included)"),
 )  # fmt: skip
 

@@ -28,11 +28,12 @@ class Curve:
     seconds: list[float]  # cumulative wall seconds of the trials up to that one
 
 
-def best_so_far(values: Sequence[float | None]) -> list[float]:
-    """The running minimum of `values`; None (a pruned or failed trial) improves nothing."""
-    out, best = [], math.nan
+def best_so_far(values: Sequence[float | None], maximise: bool = False) -> list[float]:
+    """The running minimum (`maximise`: maximum) of `values`; None (a pruned or failed
+    trial) improves nothing."""
+    out, best, sign = [], math.nan, -1.0 if maximise else 1.0
     for value in values:
-        if value is not None and (math.isnan(best) or value < best):
+        if value is not None and (math.isnan(best) or sign * value < sign * best):
             best = value
         out.append(best)
     return out
@@ -49,7 +50,7 @@ def area(best: Sequence[float]) -> float:
 
 
 def curve_of(study: optuna.Study) -> Curve:
-    """The curve of a minimised study's finished trials."""
+    """The curve of a study's finished trials, in its direction."""
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     finished.sort(key=lambda t: t.number)
     complete = optuna.trial.TrialState.COMPLETE
@@ -58,7 +59,8 @@ def curve_of(study: optuna.Study) -> Curve:
     for trial in finished:
         total += trial.duration.total_seconds() if trial.duration else 0.0
         seconds.append(total)
-    return Curve([t.number for t in finished], best_so_far(values), seconds)
+    maximise = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return Curve([t.number for t in finished], best_so_far(values, maximise), seconds)
 
 
 def log_curve(tracker: Tracker, run_id: str, curve: Curve, metric: str) -> None:

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
 from bench.datasets import get_dataset
+from bench.metrics import lower_is_better
 from bench.sweep.descriptions import champion_description
 from bench.sweep.progress import say
 from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
@@ -39,7 +40,9 @@ def register_best(
     arch = study.user_attrs.get("arch")
     if not uri or not arch:
         return None
-    name = registered_name(arch, get_dataset(study.user_attrs.get("dataset", "ml-100k")).label)
+    attrs = study.user_attrs
+    label = get_dataset(attrs.get("dataset", "ml-100k")).label
+    name = registered_name(arch, label, attrs.get("task", "rating"))
     description = champion_description(study.study_name, best.number, metric, best.value)
     current = _champion(client, name)
     version = register_champion(client, uri, name, description, alias=None)
@@ -108,7 +111,7 @@ def _champion(client: MlflowClient, name: str) -> ModelVersion | None:
 def kept_champion(current: ModelVersion | None, version: str, record: dict[str, str]) -> str:
     """Why alias `champion` stays on `current` rather than move to `version` (with
     validation `record`); empty when it moves: no champion yet, the same version, or a
-    lower validation value on the same data, split and metric."""
+    better validation value (in its metric's direction) on the same data, split and metric."""
     if current is None or str(current.version) == str(version):
         return ""
     theirs = current.tags
@@ -126,9 +129,11 @@ def kept_champion(current: ModelVersion | None, version: str, record: dict[str, 
         )
         return f"it was selected on another validation ({what}), so the two do not compare"
     ours, best = float(record[VALUE_TAG]), float(theirs[VALUE_TAG])
-    if ours < best:
-        return ""
     metric = record[f"{RECORD}metric"]
+    lower = lower_is_better(metric.removeprefix("val_"))
+    if (ours < best) if lower else (ours > best):
+        return ""
+    than = "below" if lower else "above"
     return (
-        f"this study's best {metric} {ours:.4f} is not below its {best:.4f} on the same validation"
+        f"this study's best {metric} {ours:.4f} is not {than} its {best:.4f} on the same validation"
     )

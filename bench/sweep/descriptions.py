@@ -25,6 +25,7 @@ from bench.archs import Arch
 from bench.sweep.samplers import PRUNERS, SAMPLERS
 from bench.sweep.settings import SweepSettings
 from bench.sweep.storage.urls import redact_text
+from bench.training.tasks import get_task
 
 NAME_SUFFIX = {"PRUNED": " (pruned)", "FAIL": " (failed)"}
 
@@ -54,7 +55,9 @@ def command_line() -> str:
     return redact_text(shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]))
 
 
-def search_space(arch: Arch, max_epochs: int) -> dict[str, tuple[BaseDistribution, bool]]:
+def search_space(
+    arch: Arch, max_epochs: int, task: str = "rating"
+) -> dict[str, tuple[BaseDistribution, bool]]:
     """Each parameter's distribution and whether every config has it (False: conditional),
     found by drawing configs at random from the space (no training)."""
     verbosity = optuna.logging.get_verbosity()
@@ -64,7 +67,7 @@ def search_space(arch: Arch, max_epochs: int) -> dict[str, tuple[BaseDistributio
         draws = []
         for _ in range(SPACE_SAMPLES):
             trial = study.ask()
-            arch.suggest(trial, max_epochs)
+            get_task(task).suggest(arch, trial, max_epochs)
             draws.append(trial.distributions)
     finally:
         optuna.logging.set_verbosity(verbosity)
@@ -111,9 +114,11 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
         "",
         f"Started with: `{command_line()}`",
         "",
-        f"**Objective**: minimise `{metric}`, the validation {settings.metric.upper()} at the "
-        f"epoch a trial keeps. {OBJECTIVE_WHY} Test metrics are logged for every completed "
-        f"trial but never shown to Optuna.",
+        f"**Task**: {settings.task}: {get_task(settings.task).description}.",
+        "",
+        f"**Objective**: {_verb(settings)} `{metric}`, the validation {settings.metric.upper()} "
+        f"at the epoch a trial keeps. {OBJECTIVE_WHY} Test metrics are logged for every "
+        f"completed trial but never shown to Optuna.",
         "",
         f"**Budget**: {settings.n_trials} trials per invocation, timeout {timeout}{cap}, "
         f"{settings.workers} worker(s). Sampler: {SAMPLERS[settings.sampler].description}. "
@@ -122,7 +127,7 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
         "",
         "**Search space** (trial 0 is the published settings):",
         "",
-        *space_lines(search_space(arch, max_epochs)),
+        *space_lines(search_space(arch, max_epochs, settings.task)),
         "",
         RESULT_HEADING,
         "",
@@ -131,13 +136,19 @@ def study_description(settings: SweepSettings, arch: Arch, provenance: Mapping[s
     return "\n".join(lines)
 
 
+def _verb(settings: SweepSettings) -> str:
+    """What the study does to its metric: minimise or maximise."""
+    return "minimise" if settings.direction == "minimize" else "maximise"
+
+
 def experiment_description(settings: SweepSettings) -> str:
     """The experiment page's text: what the study is and how to read its runs."""
     if settings.experiment:
         return SHARED_EXPERIMENT
     return (
         f"Optuna study **{settings.name}**: tunes `{settings.arch}` on {settings.dataset}, "
-        f"split `{settings.split}`, minimising validation {settings.metric.upper()}. The "
+        f"split `{settings.split}`, {_verb(settings)[:-1]}ing validation "
+        f"{settings.metric.upper()} ({settings.task} task). The "
         f"parent run `study-{settings.name}` holds the study's description, its best "
         f"figures (under the trials' metric names), plots and `trials.csv`; expand it (the + "
         f"beside its name) for one nested run per trial. The best trial is named "

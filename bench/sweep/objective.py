@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import keras
+import numpy as np
 import optuna
 
 from bench.archs import get_arch
@@ -29,6 +31,7 @@ from bench.tracking.tracker import (
     split_inputs,
 )
 from bench.training.options import TrainOptions
+from bench.training.tasks import get_task
 from bench.training.train import TrainResult, train
 
 
@@ -56,14 +59,14 @@ class Objective:
         self.split = split
         self.metric = f"val_{prepared.settings.metric}"
         settings = prepared.settings
-        self.options = TrainOptions(
-            seed=settings.seed,
-            sparse_updates=settings.sparse_updates,
-            patience=settings.patience,
-            monitor=self.metric,
+        base = TrainOptions(
+            seed=settings.seed, sparse_updates=settings.sparse_updates, patience=settings.patience
         )
+        task = get_task(settings.task)  # each trial sets its own task setup
+        self.options = replace(task.options(base, task.defaults, split.scale), monitor=self.metric)
         self.tracker = Tracker(prepared.tracking_uri)
         self.arch = get_arch(prepared.settings.arch)
+        self.task = task
         self.inputs = split_inputs(split)  # once per process, not per trial
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -82,7 +85,9 @@ class Objective:
             trial.set_user_attr(key, value)  # known as this process's whatever fails next
         keras.backend.clear_session(free_memory=False)  # gc.collect() would cost ~0.25 s
         settings = self.prepared.settings
-        config = self.arch.suggest(trial, settings.max_epochs or self.arch.max_epochs)
+        config = self.task.suggest(self.arch, trial, settings.max_epochs or self.arch.max_epochs)
+        options = self.task.options(self.options, trial.params, self.split.scale)
+        self._loss = options.trained_loss(config)  # its curves' name
         curves: dict[str, list[float]] = defaultdict(list)
 
         def report(epoch: int, logs: dict[str, float]) -> None:
@@ -101,15 +106,13 @@ class Objective:
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
-            self.tracker.log_config(
-                run_id, config, self.split, self.options, trial.params, self.inputs
-            )
-            result = train(config, self.split, self.options, on_epoch_end=report)
+            self.tracker.log_config(run_id, config, self.split, options, trial.params, self.inputs)
+            result = train(config, self.split, options, on_epoch_end=report)
             value = trial_value(result, self.metric)
             kept = result.best_epoch + 1 if result.best_epoch is not None else None
             trial.set_user_attr("epochs", kept or len(result.history[self.metric]))
             self.tracker.log_training(
-                run_id, result, self.split, self.options, figure=False, config_logged=True
+                run_id, result, self.split, options, figure=False, config_logged=True
             )
             if self.best_so_far(trial, value):  # (waits out an outage of the server's store)
                 through_outages(self._log_model, run_id, result, trial.number)
@@ -136,9 +139,11 @@ class Objective:
         if split.user_ids is None or split.item_ids is None:
             return  # a split built without its id maps: no servable model
         fallback = Fallback.from_ratings(split.train, split.n_users, split.n_items)
+        rated = self.options.ranking is None  # a ranking model's scores are not clipped
+        scale = (split.scale.low, split.scale.high) if rated else (-np.inf, np.inf)
         uri = log_rating_model(
             self.tracker.client, run_id, result.model, split.user_ids, split.item_ids, fallback,
-            rating_scale=(split.scale.low, split.scale.high), name=RATING_MODEL,
+            rating_scale=scale, name=RATING_MODEL,
         )  # fmt: skip
         self.tracker.log(run_id, tags={RATING_MODEL_TAG: uri})
 
@@ -147,7 +152,7 @@ class Objective:
     ) -> None:
         """A pruned or failed trial: its curves so far, its state, and an end."""
         tags = {"arch": config.arch, **({"error": error} if error else {})}
-        metrics = curves_to_metrics(loss_named(dict(curves), config.loss))
+        metrics = curves_to_metrics(loss_named(dict(curves), self._loss))
         self.tracker.log(run_id, metrics, tags=tags)
         pruner = PRUNERS[self.prepared.settings.pruner].description
         detail = error or pruner

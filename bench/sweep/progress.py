@@ -102,7 +102,7 @@ class Progress:
         mine = sorted((t for t in finished if self._is_mine(t)), key=lambda t: t.number)
         self.mine = len(mine)
         complete = [t.value for t in finished if t.state == TrialState.COMPLETE]
-        best = min(complete) if complete else None
+        best = _best(study, complete)
         for trial in mine:  # in a log alone, on a terminal above the bar
             if trial.number not in self._printed:
                 self._printed.add(trial.number)
@@ -120,3 +120,10 @@ class Progress:
         if self.deadline is not None:
             postfix["left"] = f"{max(0.0, self.deadline - time.monotonic()):.0f}s"
         return postfix
+
+
+def _best(study: optuna.Study, values: list[float]) -> float | None:
+    """The best of `values` in the study's direction (None: no value)."""
+    if not values:
+        return None
+    return max(values) if study.direction == optuna.study.StudyDirection.MAXIMIZE else min(values)

@@ -25,7 +25,8 @@ class SweepSettings:
     split: str = "seed"
     seed: int = 0
     valid_fraction: float = 0.1
-    metric: str = "mae"  # a tunable metric of bench.metrics
+    metric: str = "mae"  # a tunable metric of bench.metrics, of the task's kind
+    task: str = "rating"  # a name of bench.training.tasks.TASKS
     sampler: str = "tpe-small"  # a name of bench.sweep.samplers.SAMPLERS
     pruner: str = "median"  # a name of bench.sweep.samplers.PRUNERS
     patience: int | None = 5  # early stopping: epochs without a better validation metric
@@ -40,6 +41,13 @@ class SweepSettings:
     register_champion: bool = True  # nested tuning's per-fold studies register none
     resumable: bool = True  # a rerun adds trials (nested tuning reuses a finished study)
     data_dir: str | None = None
+
+    @property
+    def direction(self) -> str:
+        """The study's direction: the selection metric's own."""
+        from bench.metrics import lower_is_better  # light: no TensorFlow
+
+        return "minimize" if lower_is_better(self.metric) else "maximize"
 
     @property
     def experiment_name(self) -> str:
@@ -58,7 +66,10 @@ class SweepSettings:
 
     def _name_parts(self) -> list[str]:
         """A name part for each identity setting that differs from the default."""
-        default = SweepSettings(arch=self.arch)
+        from bench.training.tasks import get_task
+
+        # a task's own default metric names no part: the task does
+        default = SweepSettings(arch=self.arch, metric=get_task(self.task).metric)
         return [
             part(getattr(self, key))
             for key, part in NAME_PARTS.items()
@@ -67,6 +78,7 @@ class SweepSettings:
 
 
 NAME_PARTS = {  # identity setting -> its part of a default study name, when not the default
+    "task": str,
     "max_epochs": lambda epochs: f"e{epochs}",
     "metric": str,
     "seed": lambda seed: f"s{seed}",

@@ -43,6 +43,7 @@ from bench.tracking.tracker import (
     resolve_tracking_uri,
     split_inputs,
 )
+from bench.training.tasks import get_task
 
 SETUP_ATTR = "bench.setup"  # study user attr and parent-run tag: one set-up of the study
 FINISHED_STATES = (
@@ -76,6 +77,7 @@ MISSING_IDENTITY = {  # what a study made before the key existed was run with
     "max_epochs": None,
     "sparse_updates": False,
     "experiment": None,
+    "task": "rating",  # a study made before tasks: a rating one
 }
 
 
@@ -94,6 +96,7 @@ def _identity(settings: SweepSettings) -> dict:
         "max_epochs": settings.max_epochs,
         "sparse_updates": settings.sparse_updates,
         "experiment": settings.experiment,
+        "task": settings.task,
         "space_version": space_version(get_arch(settings.arch)),
     }
 
@@ -136,9 +139,10 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
         study.set_user_attr(REGISTERS_ATTR, settings.register_champion)  # for `study repair`
         setup = _setup_id(study)
         queued = {t.user_attrs.get("baseline") for t in study.get_trials(deepcopy=False)}
+        task = get_task(settings.task).defaults  # the task's own parameters, untuned
         for label, params in get_arch(settings.arch).start_params(settings.max_epochs).items():
             if label not in queued:  # trial 0: the published settings; then the priors
-                study.enqueue_trial(params, user_attrs={"baseline": label})
+                study.enqueue_trial({**params, **task}, user_attrs={"baseline": label})
         parent = _find_parent_run(tracker, experiment_id, setup) or _create_parent_run(
             tracker, experiment_id, settings, split, setup
         )
@@ -148,6 +152,7 @@ def prepare(settings: SweepSettings, split: Split, control: SweepControl | None 
     study, created = create_or_load_study(
         storage_url,
         settings.name,
+        settings.direction,
         heartbeat_interval=interval,
         grace_period=grace,
         initialise=initialise,
@@ -182,7 +187,7 @@ def check_writes(studies: list[SweepSettings]) -> None:
 
 def champion_name(settings: SweepSettings) -> str:
     """The registered model a study's best trial is registered in."""
-    return registered_name(settings.arch, get_dataset(settings.dataset).label)
+    return registered_name(settings.arch, get_dataset(settings.dataset).label, settings.task)
 
 
 def _setup_id(study: optuna.Study) -> str:
@@ -214,6 +219,7 @@ def _create_parent_run(
         "pruner": settings.pruner,
         "patience": settings.patience or "off",
         "metric": f"val_{settings.metric}",
+        "task": settings.task,
         "search_space": f"bench.archs.{settings.arch}",
         **split.provenance,
     }

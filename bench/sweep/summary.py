@@ -19,7 +19,7 @@ from bench.tracking.tracker import EMBEDDING_PNG, Tracker, as_metrics
 
 NOTE = "mlflow.note.content"  # a run's description
 COMPLETE = optuna.trial.TrialState.COMPLETE
-TEST_KEYS = ("test_mae", "test_rmse", "test_mae_rounded")
+TEST_KEYS = ("test_mae", "test_rmse", "test_mae_rounded", "test_ndcg_at_10", "test_recall_at_10")
 
 
 def _run_metrics(client: MlflowClient, trial: optuna.trial.FrozenTrial) -> dict[str, float]:
@@ -36,7 +36,7 @@ def summarise(client: MlflowClient, study: optuna.Study) -> dict[str, float | in
     summary: dict[str, float | int | None] = {f"n_{k}": v for k, v in counts.items() if v}
     if not complete:
         return summary
-    best = min(complete, key=lambda t: t.value)
+    best = study.best_trial  # in the study's direction
     best_metrics = _run_metrics(client, best)
     summary.update(best_trial=best.number, best_val=best.value)
     summary.update({f"best_{k}": best_metrics.get(k) for k in TEST_KEYS})

@@ -209,9 +209,10 @@ def _check_round_trip(path: Path, example: pd.DataFrame, expected: pd.DataFrame)
         )
 
 
-def registered_name(arch: str, dataset: str) -> str:
-    """The registered model of an architecture on a data set: `recsys-mf-ml-100k`."""
-    return f"recsys-{arch}-{dataset}"
+def registered_name(arch: str, dataset: str, task: str = "rating") -> str:
+    """The registered model of an architecture on a data set: `recsys-mf-ml-100k`; one
+    trained for another task than ratings names it: `recsys-mf-ranking-ml-100k`."""
+    return f"recsys-{arch}-{dataset}" if task == "rating" else f"recsys-{arch}-{task}-{dataset}"
 
 
 def register_champion(

@@ -15,6 +15,7 @@ test metrics (`test_mae`, ...) mean the same in every run. A run's config is one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -133,6 +134,7 @@ def run_config(config: Any, split: Split, options: TrainOptions) -> dict[str, An
             "engine": options.engine,
             "jit_compile": options.jit_compile,
             "sparse_updates": options.sparse_updates,
+            "ranking": dataclasses.asdict(options.ranking) if options.ranking else None,
         },
         "split": split.provenance,
     }
@@ -277,7 +279,7 @@ class Tracker:
                 **(params or {}),
             }
             self.log_config(run_id, result.config, split, options, all_params)
-        curves = loss_named(result.history, result.config.loss)
+        curves = loss_named(result.history, options.trained_loss(result.config))
         self.log(run_id, curves_to_metrics(curves) + as_metrics(result.final_metrics()))
         for name, table in result.embedding_tables.items():
             self.client.log_text(

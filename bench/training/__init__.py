@@ -1,6 +1,27 @@
-"""Training: fit one config on one split, with the compiled engine or a plain Keras `fit`."""
+"""Training: fit one config on one split, with the compiled engine or a plain Keras `fit`,
+for a registered task (`bench.training.tasks`: rating or ranking). TensorFlow loads when a
+training name is first read: the light modules (options, tasks) load without it."""
 
-from bench.training.options import TrainOptions
-from bench.training.train import TrainingDiverged, TrainResult, predict_codes, train
+from __future__ import annotations
 
-__all__ = ["TrainOptions", "TrainResult", "TrainingDiverged", "predict_codes", "train"]
+from typing import TYPE_CHECKING
+
+from bench.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from bench.training.options import TrainOptions
+    from bench.training.tasks import TASKS, Task, get_task
+    from bench.training.train import TrainingDiverged, TrainResult, predict_codes, train
+
+_EXPORTS = {
+    "TrainOptions": "bench.training.options",
+    "TASKS": "bench.training.tasks",
+    "Task": "bench.training.tasks",
+    "get_task": "bench.training.tasks",
+    **dict.fromkeys(
+        ("TrainingDiverged", "TrainResult", "predict_codes", "train"), "bench.training.train"
+    ),
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = ["TASKS", "Task", "TrainOptions", "TrainResult", "TrainingDiverged", "get_task",
+           "predict_codes", "train"]  # fmt: skip

@@ -60,6 +60,10 @@ class TrainOptions:
     unroll: int | None = None  # train steps per compiled-loop iteration; None: see loop_unroll
     ranking: RankingSetup | None = None  # the top-k task (bench.training.ranking); None: ratings
 
+    def trained_loss(self, config) -> str:
+        """The loss training minimises: the ranking loss, else the config's rating loss."""
+        return self.ranking.loss if self.ranking is not None else config.loss
+
     @property
     def watched(self) -> str:
         """The validation figure early stopping watches."""

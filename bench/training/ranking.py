@@ -28,6 +28,8 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
+from bench.archs import REGISTRY as ARCH_NAMES
+from bench.archs import get_arch
 from bench.data import Split
 from bench.metrics import RatingScale
 from bench.metrics.ranking import grid_metrics
@@ -177,8 +179,12 @@ class RankingRunner:
 
 
 def score_grid(model: keras.Model, users: np.ndarray, n_items: int, rows: int) -> np.ndarray:
-    """The model's score of every item for each of `users` (len(users) x n_items), eagerly,
+    """The model's score of every item for each of `users` (len(users) x n_items): by its
+    architecture's matrix product where it has one (`Arch.grid_scores`), else eagerly,
     about `rows` pairs per call."""
+    name = getattr(model, "name", None)
+    if name in ARCH_NAMES and get_arch(name).grid_scores is not None:
+        return get_arch(name).grid_scores(model, np.asarray(users, dtype="int64"))
     per_call = max(1, rows // n_items)
     items = np.arange(n_items, dtype="int32")
     blocks = []

@@ -22,6 +22,7 @@ OTHER_VALUES = {  # a value off the default for each identity setting a flag cha
     "patience": None,
     "sparse_updates": True,
     "experiment": "sweep",
+    "task": "ranking",
 }
 
 

@@ -251,3 +251,19 @@ def test_early_stopping_watches_a_figure_of_the_task():
         TrainOptions(ranking=BPR, monitor="val_mae")
     with pytest.raises(ValueError, match="rating task has no validation figure val_recall"):
         TrainOptions(monitor="val_recall_at_10")
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_mfs_grid_by_matrix_product_equals_its_models_pairwise_scores(split, bias):
+    from bench.archs.mf import MF as MF_ARCH
+
+    config = replace(MF, use_bias=bias, epochs=2)
+    model = train(config, split, TrainOptions(ranking=BPR)).model
+    model.get_layer("item_embedding").embeddings.assign_add(0.1)  # the spare row must not matter
+    users = np.array([0, 3, split.n_users - 1])
+    grid = MF_ARCH.grid_scores(model, users)
+    items = np.arange(split.n_items)
+    pairs = [np.repeat(users, split.n_items)[:, None], np.tile(items, len(users))[:, None]]
+    pairwise = np.asarray(model(pairs)).reshape(len(users), split.n_items)
+    assert grid.shape == pairwise.shape and grid == pytest.approx(pairwise, abs=1e-5)
+    assert score_grid(model, users, split.n_items, 64).tolist() == grid.tolist()  # its route
