@@ -38,6 +38,7 @@ from bench.metrics import METRICS, get_metric
 from bench.sweep.descriptions import benchmark_description
 from bench.tracking.environment import environment_tags
 from bench.tracking.tracker import Tracker, split_inputs
+from bench.training.tasks import get_task
 
 EXPERIMENT = "benchmark"
 BENCHMARK_EXPERIMENT = (  # the experiment page's text
@@ -88,14 +89,17 @@ def _applies(values: pd.Series) -> bool:
     return bool(values.notna().all())
 
 
-def comparisons(results: pd.DataFrame, archs: list[str], ratio: float | None) -> list[str]:
-    """Plain sentences: every pair of architectures, and each against the bias baseline,
-    with the corrected resampled t-test and Holm's adjustment over all of them."""
+def comparisons(
+    results: pd.DataFrame, archs: list[str], ratio: float | None, reference: str = "bias"
+) -> list[str]:
+    """Plain sentences: every pair of architectures, and each against the `reference`
+    baseline (bias; popularity for the ranking task), with the corrected resampled t-test
+    and Holm's adjustment over all of them."""
     if results["fold"].nunique() < 2:
         return ["(none: a paired comparison needs at least two folds or seeds)"]
     by_model = {m: g.sort_values("fold") for m, g in results.groupby("model")}
     pairs = [(a, b) for i, a in enumerate(archs) for b in archs[i + 1 :]]
-    pairs += [(a, "bias") for a in archs if "bias" in by_model]
+    pairs += [(a, reference) for a in archs if reference in by_model]
     tests = [
         paired(a, by_model[a][m].to_numpy(), b, by_model[b][m].to_numpy(), m, ratio)
         for a, b in pairs
@@ -207,7 +211,7 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
         outcome = Outcome(
             results,
             summary_table(results, ratio),
-            comparisons(results, list(job.configs), ratio),
+            comparisons(results, list(job.configs), ratio, get_task(spec.task).reference),
             regressions,
             folds,
             job.configs,

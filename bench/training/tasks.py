@@ -39,6 +39,7 @@ class Task:
     setup: Callable[[Mapping[str, Any], RatingScale], RankingSetup | None]
     fixed: Mapping[str, Any]  # architecture parameters the task does not search
     defaults: Mapping[str, Any]  # its parameters for a published (untuned) config
+    reference: str  # the baseline a benchmark compares every model with
     description: str
 
     def suggest(self, arch, trial: optuna.Trial, max_epochs: int) -> Any:
@@ -131,12 +132,13 @@ TASKS: dict[str, Task] = {
     for task in (
         Task(
             "rating", "mae", "rating", lambda trial: {}, lambda params, scale: None, {}, {},
-            "predict the rating a user gives an item (MAE/RMSE, lower is better)",
+            "bias", "predict the rating a user gives an item (MAE/RMSE, lower is better)",
         ),
         Task(
             "ranking", "ndcg_at_10", "ranking", _ranking_space, _ranking_setup,
             {"loss": "mse"},  # the rating loss: no part of a ranking step
             {"ranking_loss": "bpr", "negatives": 4, "sampler": "uniform", "positives": "all"},
+            "popularity",
             "rank the items a user has not rated: trained on positives and sampled negatives "
             "(BPR or BCE), selected on NDCG@10 of every unrated item (higher is better)",
         ),

@@ -100,6 +100,15 @@ NO_GP = (  # the gp sampler's optional package missing, whether or not torch is 
         (["benchmark", "--baseline", "none.csv"], "--baseline none.csv: cannot read it", ""),
         (["benchmark", "--min-delta", "-1"], "--min-delta -1: the smallest worsening", ""),
         (["benchmark", "--tune-timeout", "-1"], "--tune-timeout must be positive", ""),
+        (
+            ["benchmark", "--task", "ranking", "--metric", "rmse"],
+            "does not measure the ranking",
+            "",
+        ),
+        (["benchmark", "--task", "ranking", "--ensembles", "2"], "has no ensembles", ""),
+        (["benchmark", "--workers", "0"], "--workers 0: studies at a time", ""),
+        (["sweep", "--task", "ranking", "--metric", "mae"], "does not measure the ranking", ""),
+        (["sweep", "--metric", "ndcg_at_10"], "does not measure the rating task", ""),
         (["benchmark", "--folds", "u1,u9"], "--folds u1,u9: ml-100k has seed, u1", ""),
         (["tuners", "--folds", "u9"], "--folds u9: ml-100k has", ""),
         (

@@ -267,3 +267,46 @@ def test_mfs_grid_by_matrix_product_equals_its_models_pairwise_scores(split, bia
     pairwise = np.asarray(model(pairs)).reshape(len(users), split.n_items)
     assert grid.shape == pairwise.shape and grid == pytest.approx(pairwise, abs=1e-5)
     assert score_grid(model, users, split.n_items, 64).tolist() == grid.tolist()  # its route
+
+
+CROSS_PROCESS = """
+import numpy as np, tensorflow as tf
+from bench.training.ranking import draw_negatives, epoch_key
+cdf = tf.constant(np.linspace(0.02, 1, 50, dtype="float32"))
+rows = tf.range(40)
+for uniform in (True, False):
+    draws = draw_negatives(rows, tf.constant(epoch_key(3, 2)), cdf, 6, uniform)
+    print(draws.numpy().ravel().tolist())
+"""
+
+
+def test_negatives_are_the_same_in_another_process():
+    done = subprocess.run(
+        [sys.executable, "-c", CROSS_PROCESS], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    cdf = np.linspace(0.02, 1, 50, dtype="float32")
+    rows, key = tf.range(40), tf.constant(epoch_key(3, 2))
+    for uniform, line in zip((True, False), theirs, strict=True):
+        ours = draw_negatives(rows, key, tf.constant(cdf), 6, uniform).numpy().ravel().tolist()
+        assert str(ours) == line
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_a_negative_is_one_of_the_users_own_items_at_the_rate_the_sampler_gives_them(
+    split, sampler
+):
+    # the sampler allows collisions (a drawn item the user rated stays a negative): their
+    # rate is the sampling probability of the user's own items, averaged over positives
+    train = split.train
+    cdf = sampling_cdf(train, split.n_items, sampler)
+    count = 40
+    draws = _draw(range(len(train)), epoch_key(0, 0), cdf, count)
+    own = {u: set(g) for u, g in train.groupby("user")["item"]}
+    users = train["user"].to_numpy()
+    hits = np.mean([[item in own[u] for item in row] for u, row in zip(users, draws, strict=True)])
+    probability = np.diff(np.concatenate([[0.0], cdf.astype("float64")]))
+    expected = np.mean([probability[list(own[u])].sum() for u in users])
+    assert hits == pytest.approx(expected, abs=0.01)
+    assert 0 < hits < 0.5  # collisions happen, and most negatives are unrated items
