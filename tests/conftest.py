@@ -10,9 +10,12 @@ import pytest
 from bench.data import RatingData, locate, make_split, read_folder
 from bench.datasets import DATASETS, get_dataset
 from bench.errors import DataError
+from tests.support import mlflow_schema
 from tests.support.services import mlflow_server, pg_url  # noqa: F401 - fixtures
 from tests.support.sweep_entry import SYNTHETIC
 from tests.support.synthetic import synthetic_ratings, write_folder
+
+mlflow_schema.install()  # this process's new MLflow SQLite stores: a copy of the first's schema
 
 
 @pytest.fixture

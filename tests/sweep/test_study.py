@@ -275,7 +275,7 @@ def test_a_warm_workers_trials_equal_a_cold_ones(small_split, tiny, monkeypatch,
         monkeypatch.setenv(pool.START_ENV, method)
         stores = {"storage": str(tmp_path / f"{method}.log"),
                   "tracking_uri": f"sqlite:///{tmp_path / method}.db"}  # fmt: skip
-        settings = tiny("mf", n_trials=3, trials_per_process=1, **stores)
+        settings = tiny("mf", n_trials=2, trials_per_process=1, **stores)
         study = run_study(settings, small_split)
         trials[method] = [(t.params, t.value, t.user_attrs["epochs"]) for t in study.trials]
         assert_stores_agree(settings)
