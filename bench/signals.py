@@ -47,6 +47,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
+    def __reduce__(self):  # sent back from a study runner's process as itself
+        return (Interrupted, (self.signum,))
+
 
 class _State:
     received: int | None = None  # the first signal, once one came

@@ -115,9 +115,9 @@ def mf_grid(model: keras.Model, users: np.ndarray) -> np.ndarray:
         return model.get_layer(name).get_weights()[0]
 
     scores = table("user_embedding")[users] @ table("item_embedding")[:-1].T
-    if "user_bias" in names:
-        biases = table("user_bias")[users] + table("item_bias")[:-1, 0][None, :]
-        scores = scores + biases + model.get_layer("global_bias").get_weights()[0]
+    if "user_bias" in names:  # added in the model's order: dot, user, item, global
+        scores = scores + table("user_bias")[users] + table("item_bias")[:-1, 0][None, :]
+        scores = scores + model.get_layer("global_bias").get_weights()[0]
     return scores
 
 

@@ -166,7 +166,8 @@ def report(
     spec.report_dir.mkdir(parents=True, exist_ok=True)
     outcome.results.to_csv(spec.report_dir / "results.csv", index=False)
     write_pinned(spec.report_dir / "tuned_configs.json", job)
-    write_benchmark_report(spec.report_dir, outcome, tracker.client, job.studies)
+    studies = job.studies if spec.task == "rating" else {}  # the sweeps' trials are rating ones
+    write_benchmark_report(spec.report_dir, outcome, tracker.client, studies)
     tracker.client.log_artifacts(parent_id, str(spec.report_dir))
 
 

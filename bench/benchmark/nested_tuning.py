@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -139,10 +140,38 @@ def tune_all(
     if workers <= 1:
         return {(s.name, a): tune(data, s, a, seed, budget, stores) for s, a in jobs}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of TF
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent)
+    try:
         futures = {(s.name, a): pool.submit(tune, data, s, a, seed, budget, stores)
                    for s, a in jobs}  # fmt: skip
-        return {key: future.result() for key, future in futures.items()}
+        done = {key: _result(key, future) for key, future in futures.items()}
+    except BaseException:  # a failed study, or a signal: the others stop now, not at their end
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return done
+
+
+def _result(key: tuple[str, str], future) -> Tuned:
+    """A study runner's result; one error line if its process died (killed, out of memory)."""
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        fold, arch = key
+        raise BenchError(
+            f"{fold}: the process tuning {arch} died ({exc}); rerun the command: finished "
+            "studies are reused and a study left short is topped up"
+        ) from exc
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the studies not begun and SIGTERM the runners (their trial workers follow:
+    their parent's death signal), without waiting for them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
 
 
 def top_configs(storage: str, name: str, arch: str, m: int) -> tuple[tuple[str, Any], ...]:

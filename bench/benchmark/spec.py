@@ -36,6 +36,11 @@ class Budget:
     patience: int | None = 5
     task: str = "rating"  # bench.training.tasks: what the studies train for
 
+    def __post_init__(self) -> None:
+        from bench.training.tasks import task_metric  # light: no TensorFlow
+
+        task_metric(self.task, self.metric)  # one error line if the metric is not the task's
+
     def digest(self) -> str:
         fields = asdict(self)
         if fields["task"] == "rating":  # the digest rating studies had before tasks

@@ -185,6 +185,12 @@ def _check_gate_and_folds(args: argparse.Namespace) -> None:
             f"--task {args.task} tunes each fold's configs (nested protocol) and has no "
             "ensembles (they average ratings): drop --configs, --from-studies and --ensembles"
         )
+    rated = set(args.peers.split(",")) & set(SURPRISE_PEERS)
+    if args.task != "rating" and rated:
+        raise BenchError(
+            f"--peers {','.join(sorted(rated))}: scikit-surprise's peers are tuned on a rating "
+            f"metric, not on the {args.task} task's; leave them out of a --task {args.task} run"
+        )
     if args.ensembles < 0 or (args.ensembles and args.protocol != "nested"):
         raise BenchError(
             f"--ensembles {args.ensembles}: members per architecture, 1 or more, and only "

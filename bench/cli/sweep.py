@@ -181,6 +181,8 @@ def validate(args: argparse.Namespace) -> None:
             raise BenchError(message)
     check_splits(args.dataset, [args.split], "--split")
     args.metric = task_metric(args.task, args.metric)
+    if args.task == "ranking" and args.sparse_updates:
+        raise BenchError("--sparse-updates: ranking trains with dense updates; drop the flag")
     samplers.require("sampler", args.sampler)
     _validate_heartbeat(args)
 

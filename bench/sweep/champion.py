@@ -21,7 +21,14 @@ from bench.datasets import get_dataset
 from bench.metrics import lower_is_better
 from bench.sweep.descriptions import champion_description
 from bench.sweep.progress import say
-from bench.tracking.serving import CHAMPION, RATING_MODEL_TAG, register_champion, registered_name
+from bench.tracking.serving import (
+    CHAMPION,
+    RANKING_DESCRIPTION,
+    RATING_MODEL_TAG,
+    REGISTERED_DESCRIPTION,
+    register_champion,
+    registered_name,
+)
 
 MISSING = ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 INVALID = ErrorCode.Name(INVALID_PARAMETER_VALUE)
@@ -45,7 +52,10 @@ def register_best(
     name = registered_name(arch, label, attrs.get("task", "rating"))
     description = champion_description(study.study_name, best.number, metric, best.value)
     current = _champion(client, name)
-    version = register_champion(client, uri, name, description, alias=None)
+    about = (
+        REGISTERED_DESCRIPTION if attrs.get("task", "rating") == "rating" else RANKING_DESCRIPTION
+    )
+    version = register_champion(client, uri, name, description, None, about)
     record = validation_record(study, best, metric, run.data.tags.get("data_sha256"))
     tags = {"source": "sweep", "study": study.study_name, "trial": best.number, **record}
     for key, value in tags.items():

@@ -138,8 +138,9 @@ class Objective:
         self.tracker.log_figure(run_id, embedding_figure(result.embeddings, title), EMBEDDING_PNG)
         if split.user_ids is None or split.item_ids is None:
             return  # a split built without its id maps: no servable model
-        fallback = Fallback.from_ratings(split.train, split.n_users, split.n_items)
-        rated = self.options.ranking is None  # a ranking model's scores are not clipped
+        rated = self.options.ranking is None  # a ranking model: scores not clipped, and a
+        fallback_of = Fallback.from_ratings if rated else Fallback.ranked_last  # pair with
+        fallback = fallback_of(split.train, split.n_users, split.n_items)  # an unseen id last
         scale = (split.scale.low, split.scale.high) if rated else (-np.inf, np.inf)
         uri = log_rating_model(
             self.tracker.client, run_id, result.model, split.user_ids, split.item_ids, fallback,

@@ -4,7 +4,7 @@ their defaults here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from bench.datasets import get_dataset
 
@@ -42,6 +42,11 @@ class SweepSettings:
     resumable: bool = True  # a rerun adds trials (nested tuning reuses a finished study)
     data_dir: str | None = None
 
+    def __post_init__(self) -> None:
+        from bench.training.tasks import task_metric  # light: no TensorFlow
+
+        task_metric(self.task, self.metric)  # one error line if the metric is not the task's
+
     @property
     def direction(self) -> str:
         """The study's direction: the selection metric's own."""
@@ -68,12 +73,12 @@ class SweepSettings:
         """A name part for each identity setting that differs from the default."""
         from bench.training.tasks import get_task
 
-        # a task's own default metric names no part: the task does
-        default = SweepSettings(arch=self.arch, metric=get_task(self.task).metric)
+        default = {f.name: f.default for f in fields(SweepSettings)}
+        default["metric"] = get_task(self.task).metric  # the task's own names no part
         return [
             part(getattr(self, key))
             for key, part in NAME_PARTS.items()
-            if getattr(self, key) != getattr(default, key)
+            if getattr(self, key) != default[key]
         ]
 
 

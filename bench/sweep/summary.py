@@ -153,7 +153,7 @@ def log_study_plots(tracker: Tracker, run_id: str, study: optuna.Study, metric: 
         history = optuna.visualization.matplotlib.plot_optimization_history(
             study, target_name=metric
         )
-        clip_outliers(history, [t.value for t in complete])
+        clip_outliers(history, [t.value for t in complete], maximise=_maximised(study))
         _log_optuna_figure(tracker, run_id, history, "plots/optimization_history.png")
         _intermediate_values(tracker, run_id, study)
         if importances:
@@ -202,25 +202,29 @@ def _intermediate_values(tracker: Tracker, run_id: str, study: optuna.Study) -> 
     legend = axes.get_legend()
     if legend is not None:  # one entry per trial: unreadable
         legend.remove()
-    clip_outliers(axes, values, "epoch value(s)")
+    clip_outliers(axes, values, "epoch value(s)", maximise=_maximised(study))
     _log_optuna_figure(tracker, run_id, axes, "plots/intermediate_values.png")
 
 
-def clip_outliers(axes, values: list[float], what: str = "trial(s)") -> int:
-    """Clip the y axis to the bulk of the values (up to the upper Tukey fence, Q3 + 3 IQR),
-    so that one diverged trial does not flatten the rest; says in the title how many
-    points lie above. The number clipped."""
+def clip_outliers(axes, values: list[float], what: str = "trial(s)", maximise: bool = False) -> int:
+    """Clip the y axis to the bulk of the values (up to the upper Tukey fence, Q3 + 3 IQR;
+    `maximise`: from the lower one, Q1 - 3 IQR: the worst side either way), so that one
+    diverged trial does not flatten the rest; says in the title how many points lie
+    beyond. The number clipped."""
     if len(values) < 4:
         return 0
-    q1, q3 = np.quantile(values, [0.25, 0.75])
+    sign = -1.0 if maximise else 1.0  # the worst side made the upper one
+    q1, q3 = np.quantile([sign * v for v in values], [0.25, 0.75])
     fence = q3 + 3 * (q3 - q1)
-    above = sum(v > fence for v in values)
-    if not above:
+    beyond = sum(sign * v > fence for v in values)
+    if not beyond:
         return 0
-    low = min(values)
-    axes.set_ylim(low - 0.05 * (fence - low), fence + 0.05 * (fence - low))
-    axes.set_title(f"{axes.get_title()} ({above} {what} above the axis, clipped)")
-    return above
+    best = min(sign * v for v in values)
+    limits = sorted(sign * x for x in (best - 0.05 * (fence - best), fence + 0.05 * (fence - best)))
+    axes.set_ylim(*limits)
+    side = "below" if maximise else "above"
+    axes.set_title(f"{axes.get_title()} ({beyond} {what} {side} the axis, clipped)")
+    return beyond
 
 
 def _log_optuna_figure(
@@ -248,3 +252,7 @@ def _importance_figure(importances: dict[str, float], metric: str) -> plt.Figure
         xlim=(0, None),
     )
     return fig
+
+
+def _maximised(study: optuna.Study) -> bool:
+    return study.direction == optuna.study.StudyDirection.MAXIMIZE

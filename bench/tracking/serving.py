@@ -48,6 +48,17 @@ REGISTERED_DESCRIPTION = (
 )
 
 
+RANKING_DESCRIPTION = (
+    "Ranking scores from raw user and item ids (a DataFrame with int columns `user` and "
+    "`item`; out: float column `rating` holding the model's raw score, higher ranks first, "
+    "not a rating and not clipped; a pair with an id that had no training rating scores "
+    "-1e30, below every learnt score). Alias `champion`: the best trial of the ranking "
+    "sweeps, selected on validation NDCG@10 (or recall@10). Each version's description says "
+    "where it comes from."
+)
+LOWEST_SCORE = -1e30  # a ranking model's score of a pair it must not rank: last
+
+
 RATING_MODEL = "rating_model"  # the name of a run's logged pyfunc model
 RATING_MODEL_TAG = "rating_model_uri"  # a sweep trial's tag: the `models:/<id>` it logged
 ALREADY_EXISTS_CODES = {ErrorCode.Name(code) for code in (ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS)}
@@ -73,12 +84,23 @@ class Fallback:
     @classmethod
     def from_ratings(cls, train: pd.DataFrame, n_users: int, n_items: int) -> Fallback:
         """From a training frame with code columns `user`, `item` and a `rating` column."""
-        user_seen = np.zeros(n_users, dtype=bool)
-        item_seen = np.zeros(n_items, dtype=bool)
-        user_seen[train["user"].to_numpy()] = True
-        item_seen[train["item"].to_numpy()] = True
+        user_seen, item_seen = _seen(train, n_users, n_items)
         base = BiasALS(n_users, n_items, clip=None).fit(train)
         return cls(base.mean_, user_seen, item_seen, base.user_bias_, base.item_bias_)
+
+    @classmethod
+    def ranked_last(cls, train: pd.DataFrame, n_users: int, n_items: int) -> Fallback:
+        """A ranking model's: a pair with an unseen id scores `LOWEST_SCORE` (ranked last)."""
+        return cls(LOWEST_SCORE, *_seen(train, n_users, n_items))
+
+
+def _seen(train: pd.DataFrame, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """One bool per user code and per item code: True where it has a training rating."""
+    user_seen = np.zeros(n_users, dtype=bool)
+    item_seen = np.zeros(n_items, dtype=bool)
+    user_seen[train["user"].to_numpy()] = True
+    item_seen[train["item"].to_numpy()] = True
+    return user_seen, item_seen
 
 
 def pinned_requirements() -> list[str]:
@@ -221,6 +243,7 @@ def register_champion(
     name: str,
     description: str,
     alias: str | None = CHAMPION,
+    model_description: str = REGISTERED_DESCRIPTION,
 ) -> str:
     """Register `model_uri` (`models:/<id>` from `log_rating_model`) as a version of registered
     model `name` (created if missing), describe it and point `alias` at it (None: no alias
@@ -234,7 +257,7 @@ def register_champion(
         raise ValueError(f"expected a URI {MODEL_URI_PREFIX}<model id>, got {model_uri!r}")
     logged = client.get_logged_model(model_uri.removeprefix(MODEL_URI_PREFIX))
     _ensure_registered_model(client, name)
-    client.update_registered_model(name, description=REGISTERED_DESCRIPTION)
+    client.update_registered_model(name, description=model_description)
     version = (
         _existing_version(client, name, logged.artifact_location)
         or client.create_model_version(

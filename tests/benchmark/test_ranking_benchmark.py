@@ -75,6 +75,7 @@ def test_a_tuned_ranking_entry_refits_with_its_setup(small_data, tmp_path):
     [
         (("--metric", "rmse"), "does not measure the ranking task"),
         (("--ensembles", "2"), "no ensembles"),
+        (("--peers", "svd"), "tuned on a rating metric"),
     ],
 )
 def test_a_ranking_benchmark_refuses_what_it_cannot_do_in_one_line(tmp_path, extra, message):

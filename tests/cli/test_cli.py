@@ -109,6 +109,7 @@ NO_GP = (  # the gp sampler's optional package missing, whether or not torch is 
         (["benchmark", "--workers", "0"], "--workers 0: studies at a time", ""),
         (["sweep", "--task", "ranking", "--metric", "mae"], "does not measure the ranking", ""),
         (["sweep", "--metric", "ndcg_at_10"], "does not measure the rating task", ""),
+        (["sweep", "--task", "ranking", "--sparse-updates"], "ranking trains with dense", ""),
         (["benchmark", "--folds", "u1,u9"], "--folds u1,u9: ml-100k has seed, u1", ""),
         (["tuners", "--folds", "u9"], "--folds u9: ml-100k has", ""),
         (

@@ -30,7 +30,11 @@ def test_every_identity_setting_off_its_default_makes_another_default_name():
     default = SweepSettings(arch="mf")
     named_in_the_base = {"arch", "dataset", "split", "space_version"}  # or a code version
     assert set(NAME_PARTS) == set(_identity(default)) - named_in_the_base == set(OTHER_VALUES)
-    names = [replace(default, **{key: value}).name for key, value in OTHER_VALUES.items()]
+    also = {"task": {"metric": "ndcg_at_10"}}  # a task takes a metric of its own
+    names = [
+        replace(default, **{key: value}, **also.get(key, {})).name
+        for key, value in OTHER_VALUES.items()
+    ]
     assert default.name == "mf-seed" and replace(default, max_epochs=10).name == "mf-seed-e10"
     assert len(set(names)) == len(names) and default.name not in names
     assert replace(default, max_epochs=10, study_name="mine").name == "mine"  # kept as given

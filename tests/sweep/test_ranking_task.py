@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
 import mlflow.pyfunc
 import numpy as np
 import optuna
@@ -21,7 +22,9 @@ from bench.sweep.anytime import best_so_far
 from bench.sweep.champion import RECORD, VALUE_TAG, kept_champion
 from bench.sweep.settings import SweepSettings
 from bench.sweep.storage.backends import open_storage
+from bench.sweep.summary import clip_outliers
 from bench.sweep.workers import run_study
+from bench.tracking.serving import LOWEST_SCORE, Fallback
 from bench.training.options import RankingSetup, TrainOptions
 from bench.training.ranking import RankedPart
 from bench.training.tasks import get_task, task_metric
@@ -150,3 +153,30 @@ def test_the_study_records_its_task_and_refuses_a_rerun_of_the_other_task(small_
     with pytest.raises(BenchError, match="task='ranking'"):
         run_study(replace(ranking, task="rating", metric="mae", study_name=ranking.name),
                   small_split)  # fmt: skip
+
+
+def test_a_ranking_setting_without_a_ranking_metric_is_one_error():
+    with pytest.raises(BenchError, match="--metric mae does not measure the ranking task"):
+        SweepSettings(arch="mf", task="ranking")
+
+
+def test_an_unseen_id_is_ranked_last_by_a_ranking_models_fallback():
+    train = pd.DataFrame({"user": [0, 1], "item": [0, 2], "rating": [5.0, 3.0]})
+    fallback = Fallback.ranked_last(train, 3, 4)
+    assert fallback.global_mean == LOWEST_SCORE and fallback.user_bias is None
+    assert fallback.user_seen.tolist() == [True, True, False]
+    assert fallback.item_seen.tolist() == [True, False, True, False]
+
+
+def test_outliers_are_clipped_on_the_worse_side_of_the_studys_direction():
+    values = [0.20, 0.21, 0.22, 0.23, 0.21, -5.0]  # one diverged ranking trial, far below
+    figure, axes = plt.subplots()
+    try:
+        axes.plot(values)
+        assert clip_outliers(axes, values, maximise=True) == 1
+        low, high = axes.get_ylim()
+        assert low > -5.0 and high >= 0.23  # the best values stay in view
+        assert "below the axis" in axes.get_title()
+        assert clip_outliers(axes, values) == 0  # minimised: the low one is the best
+    finally:
+        plt.close(figure)
