@@ -87,11 +87,14 @@ class Arch:
         epochs = params.get("epochs", self.config().epochs)  # none given: the published ones
         return self.suggest(trial, max(int(epochs), 1))
 
-    def from_trial(self, trial: optuna.trial.FrozenTrial) -> Any:
-        """The config a trial chose: its parameters, trained for the epochs it kept (early
-        stopping's best epoch, recorded as the trial's `epochs` attribute)."""
+    def from_trial(
+        self, trial: optuna.trial.FrozenTrial, fixed: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The config a trial chose: its parameters (and `fixed`, those its study did not
+        search), trained for the epochs it kept (early stopping's best epoch, recorded as the
+        trial's `epochs` attribute)."""
         epochs = trial.user_attrs.get("epochs", trial.params.get("epochs", self.max_epochs))
-        return self.from_params({**trial.params, "epochs": epochs})
+        return self.from_params({**trial.params, **(fixed or {}), "epochs": epochs})
 
     def from_fields(self, fields: Mapping[str, Any]) -> Any:
         """A config from its field values (JSON lists become tuples)."""

@@ -7,7 +7,6 @@ like nested configs."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,10 +76,9 @@ def write_pinned(path: Path, job: Job) -> None:
 
 
 def config_fields(config: Any) -> dict[str, Any]:
-    """A config's fields (a ranking entry: its config's, then its setup's as `ranking_*`)."""
-    if isinstance(config, RankedConfig):
-        return config.report_fields()
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    """A config's fields; an entry that wraps configs says its own (`report_fields`: a
+    ranking entry's config then setup, an ensemble's members)."""
+    return config.report_fields() if hasattr(config, "report_fields") else dict(vars(config))
 
 
 def configs_from_studies(storage_url: str, names: dict[str, str]) -> dict[str, Any]:

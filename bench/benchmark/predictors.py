@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -104,6 +104,11 @@ def with_fallback(predict: Predict, split: Split) -> Predict:
     return predicted
 
 
+def _no_rating(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """A ranker's rating predictions: none (NaN: its MAE and RMSE are not applicable)."""
+    return np.full(len(users), np.nan)
+
+
 @dataclass(frozen=True)
 class LearntConfig:
     """Any registered architecture's config, trained with the harness's engine."""
@@ -125,25 +130,18 @@ class LearntConfig:
 
 
 @dataclass(frozen=True)
-class RankedLearnt:
-    """An architecture's config trained for ranking (`RankedConfig`: positives, sampled
-    negatives, its loss): it scores every pair by its logit and predicts no rating (NaN)."""
-
-    entry: RankedConfig
-
-    @property
-    def loss(self) -> str:
-        return self.entry.loss
-
-    def params(self) -> dict[str, Any]:
-        return config_params(self.entry)
+class RankedLearnt(LearntConfig):
+    """An architecture's config trained for ranking (`config`: a `RankedConfig`, its loss
+    and params those of its setup too): it scores every pair by its logit and predicts no
+    rating (NaN)."""
 
     def fit(self, split: Split, seed: int) -> Fitted:
-        result = train(self.entry.config, split, TrainOptions(seed=seed, ranking=self.entry.setup))
+        options = TrainOptions(seed=seed, ranking=self.config.setup)
+        untested = replace(split, test=split.test.iloc[:0])  # `evaluate` ranks the test part
+        result = train(self.config.config, untested, options)
         users = np.arange(split.n_users, dtype="int32")
         grid = lambda: score_grid(result.model, users, split.n_items, GRID_PAIRS)  # noqa: E731
-        no_rating = lambda users, items: np.full(len(users), np.nan)  # noqa: E731
-        return Fitted(no_rating, lambda: grid().astype("float64"), result, result.fit_seconds)
+        return Fitted(_no_rating, lambda: grid().astype("float64"), result, result.fit_seconds)
 
 
 @dataclass(frozen=True)
@@ -178,8 +176,7 @@ class RankingPeer(SpecPeer):
         scores = rankers.fit_scores(
             self.spec.name, self.spec.params, split.train, shape, split.scale, seed
         )
-        no_rating = lambda users, items: np.full(len(users), np.nan)  # noqa: E731
-        return Fitted(no_rating, lambda: scores)
+        return Fitted(_no_rating, lambda: scores)
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from bench.errors import BenchError
 from bench.metrics import RatingScale
 from bench.metrics.ranking import ranking_metrics
 from bench.sweep.samplers import make_sampler, stream_of
+from bench.training.tasks import POSITIVES  # which training ratings count as a positive
 
 MAX_ITEMS = 20_000  # B is a dense n_items x n_items float64 matrix: 3.2 GB at this size
 SELECTED_ON = "ndcg_at_10"  # the validation metric a ranker's config is chosen on
-POSITIVES = ("all", "relevant")  # which training ratings count as a positive
 
 
 def positives(

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from mlflow.tracking import MlflowClient
 
-from bench.benchmark.configs import ALL_FOLDS
+from bench.benchmark.configs import ALL_FOLDS, config_fields
 from bench.benchmark.html import to_html
 from bench.benchmark.results import FoldResult, Outcome
 from bench.benchmark.stats import wilcoxon_floor
@@ -216,8 +216,7 @@ def _config_rows(outcome: Outcome) -> pd.DataFrame:
                 if "study" in origin
                 else origin.get("origin", "-")
             )
-            fields = config.report_fields() if hasattr(config, "report_fields") else vars(config)
-            rows.append({"arch": arch, "fold": fold, "chosen by": chosen, **fields})
+            rows.append({"arch": arch, "fold": fold, "chosen by": chosen, **config_fields(config)})
     return pd.DataFrame(rows, dtype=object).fillna("-")
 
 

@@ -87,7 +87,7 @@ class Objective:
         settings = self.prepared.settings
         config = self.task.suggest(self.arch, trial, settings.max_epochs or self.arch.max_epochs)
         options = self.task.options(self.options, trial.params, self.split.scale)
-        self._loss = options.trained_loss(config)  # its curves' name
+        loss = options.trained_loss(config)  # the name of its loss curves
         curves: dict[str, list[float]] = defaultdict(list)
 
         def report(epoch: int, logs: dict[str, float]) -> None:
@@ -117,15 +117,17 @@ class Objective:
             if self.best_so_far(trial, value):  # (waits out an outage of the server's store)
                 through_outages(self._log_model, run_id, result, trial.number)
         except optuna.TrialPruned:
-            self._end(run_id, trial.number, config, curves, "PRUNED")
+            self._end(run_id, trial.number, config, loss_named(curves, loss), "PRUNED")
             raise
         except KeyboardInterrupt:
-            self._end(run_id, trial.number, config, curves, "FAIL", "interrupted", "KILLED")
+            named = loss_named(curves, loss)
+            self._end(run_id, trial.number, config, named, "FAIL", "interrupted", "KILLED")
             raise
         except Exception as exc:
             if disk_full(exc):  # no store can take the trial's end: the next start repairs it
                 raise
-            self._end(run_id, trial.number, config, curves, "FAIL", f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            self._end(run_id, trial.number, config, loss_named(curves, loss), "FAIL", error)
             raise
         values = result.history[self.metric]
         self._finish(run_id, trial.number, config, values, "COMPLETE", kept=result.best_epoch)
@@ -151,9 +153,10 @@ class Objective:
     def _end(
         self, run_id: str, number: int, config, curves, state: str, error: str = "", status=None
     ) -> None:
-        """A pruned or failed trial: its curves so far, its state, and an end."""
+        """A pruned or failed trial: its curves so far (named by their loss), its state, and
+        an end."""
         tags = {"arch": config.arch, **({"error": error} if error else {})}
-        metrics = curves_to_metrics(loss_named(dict(curves), self._loss))
+        metrics = curves_to_metrics(curves)  # named by their loss
         self.tracker.log(run_id, metrics, tags=tags)
         pruner = PRUNERS[self.prepared.settings.pruner].description
         detail = error or pruner

@@ -56,8 +56,7 @@ class Task:
     def from_trial(self, arch, trial, scale: RatingScale) -> Any:
         """The entry a finished trial chose: its config for the epochs it kept, with the
         task's setup (`RankedConfig`) where the task has one."""
-        epochs = trial.user_attrs.get("epochs", trial.params.get("epochs", arch.max_epochs))
-        config = self.config(arch, {**trial.params, "epochs": epochs})
+        config = arch.from_trial(trial, self.fixed)
         setup = self.setup(trial.params, scale)
         return config if setup is None else RankedConfig(config, setup)
 
