@@ -21,6 +21,7 @@ import bench.benchmark.nested_tuning as nested
 import bench.benchmark.peers as peers
 import bench.benchmark.rankers as rankers
 from bench.archs import ARCHS, get_arch
+from bench.benchmark.processes import run_all
 from bench.benchmark.spec import BenchmarkSpec
 from bench.benchmark.stats import read_baseline
 from bench.datasets import DEFAULT
@@ -143,24 +144,38 @@ def budget_words(budget: nested.Budget) -> str:
     return f"{budget.trials} trial{'' if budget.trials == 1 else 's'}, {limit}"
 
 
-def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, dict, str]:
-    """Each fold's config tuned on its training part; `trial0` gets each study's trial 0
-    (the published settings, early-stopped), for the "did tuning help?" table."""
+def _tuned_studies(spec, archs, data, splits, tracker) -> dict[tuple[str, str], Any]:
+    """Every study of the run, by (fold, name): each fold's architecture studies (protocol
+    nested) and peer studies, `spec.workers` at a time (the peers' after the architectures':
+    short ones last, where they fill the time the last long one leaves)."""
     budget = _budget(spec)
     stores = (resolve_storage(spec.storage, tracker.uri), tracker.uri)
+    nested_archs = archs if spec.protocol == "nested" else []
+    pieces = nested.tuning_pieces(data, splits, nested_archs, spec.seed, budget, stores)
+    pieces.update({(s.name, name): (_tune_fold_peer, (name, data, s, spec.seed, budget, stores[0]))
+                   for s in splits for name in spec.peers})  # fmt: skip
+    if nested_archs:
+        at_once = f", {spec.workers} studies at a time" if spec.workers > 1 else ""
+        words = budget_words(budget)
+        print(f"tuning {', '.join(archs)} on {len(splits)} fold(s) ({words}{at_once})")
+    return run_all(pieces, spec.workers, "tuning it")
+
+
+def _nested_configs(spec, archs, splits, tuned, trial0) -> tuple[dict, dict, str]:
+    """Each fold's config tuned on its training part (`tuned`: the studies' results);
+    `trial0` gets each study's trial 0 (the published settings, early-stopped), for the
+    "did tuning help?" table."""
+    budget = _budget(spec)
     configs: dict[str, dict[str, Any]] = {arch: {} for arch in archs}
     provenance: dict[str, dict[str, dict]] = {arch: {} for arch in archs}
-    at_once = f", {spec.workers} studies at a time" if spec.workers > 1 else ""
-    print(f"tuning {', '.join(archs)} on {len(splits)} fold(s) ({budget_words(budget)}{at_once})")
-    every = nested.tune_all(data, splits, archs, spec.seed, budget, stores, spec.workers)
     for split in splits:
         for arch in archs:
-            tuned = every[split.name, arch]
-            configs[arch][split.name] = tuned.config
-            provenance[arch][split.name] = tuned.provenance
-            _say_if_short(split.name, arch, tuned.provenance, budget)
-            if tuned.trial0 is not None:
-                trial0.setdefault(arch, {})[split.name] = tuned.trial0
+            result = tuned[split.name, arch]
+            configs[arch][split.name] = result.config
+            provenance[arch][split.name] = result.provenance
+            _say_if_short(split.name, arch, result.provenance, budget)
+            if result.trial0 is not None:
+                trial0.setdefault(arch, {})[split.name] = result.trial0
     source = (
         f"nested tuning per fold: {budget.trials} trials ({budget.sampler}, {budget.pruner}), "
         f"{budget.timeout} s, <= {budget.max_epochs} epochs, validation "
@@ -169,32 +184,31 @@ def _nested_configs(spec, archs, data, splits, tracker, trial0) -> tuple[dict, d
     return configs, provenance, source
 
 
-def _peer_configs(spec, data, splits, tracker) -> tuple[dict, dict]:
-    """Each peer tuned per fold on the same validation part and budget (a ranker on
-    validation NDCG@10, a surprise peer on the budget's rating metric)."""
+def _peer_configs(spec, splits, tuned) -> tuple[dict, dict]:
+    """Each peer's params per fold (`tuned`: its studies' results, or the BFM's settings)."""
     budget = _budget(spec)
-    storage = open_storage(resolve_storage(spec.storage, tracker.uri))
     configs: dict[str, dict[str, Any]] = {name: {} for name in spec.peers}
     provenance: dict[str, dict[str, dict]] = {name: {} for name in spec.peers}
     for split in splits:
-        tuning = nested.tuning_split(data, split, spec.seed, budget)
         for name in spec.peers:
-            print(f"{split.name}: tuning peer {name} ...", flush=True)
-            study = nested.study_name(split.dataset, split.name, name, spec.seed, budget)
-            params, origin = _tune_peer(name, tuning, budget, spec.seed, storage, study)
+            params, origin = tuned[split.name, name]
             configs[name][split.name] = peers.PeerSpec(name, params)
             provenance[name][split.name] = origin
             _say_if_short(split.name, name, origin, budget)
     return configs, provenance
 
 
-def _tune_peer(name: str, tuning, budget, seed: int, storage, study: str) -> tuple[dict, dict]:
+def _tune_fold_peer(name: str, data, split, seed: int, budget, storage: str) -> tuple[dict, dict]:
     """A peer's params for one fold and where they come from: a ranker's or a surprise
-    peer's study on the validation part, or the BFM's settings fixed in advance."""
+    peer's study on the fold's validation part (tuned on validation NDCG@10, or the
+    budget's rating metric), or the BFM's settings fixed in advance."""
+    print(f"{split.name}: tuning peer {name} ...", flush=True)
     if name == bfm.NAME:
         return dict(bfm.SETTINGS), {"origin": bfm.ORIGIN}
+    tuning = nested.tuning_split(data, split, seed, budget)
+    study = nested.study_name(split.dataset, split.name, name, seed, budget)
     tune = rankers.tune if name in rankers.RANKERS else peers.tune
-    return tune(name, tuning, budget, seed, storage, study)
+    return tune(name, tuning, budget, seed, open_storage(storage), study)
 
 
 def _ensemble_configs(spec, archs, provenance, tracker) -> tuple[dict, dict]:
@@ -267,10 +281,11 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
     previous_file = read_baseline(spec.baseline) if spec.baseline is not None else None
     studies = study_names(spec, archs)
     trial0: dict[str, dict[str, Any]] = {}
-    if spec.protocol == "nested":
-        configs, provenance, source = _nested_configs(spec, archs, data, splits, tracker, trial0)
-    else:
+    if spec.protocol != "nested":  # read before any study runs: a bad file is one line
         configs, provenance, source = _fixed_configs(spec, archs, tracker, studies)
+    tuned = _tuned_studies(spec, archs, data, splits, tracker)
+    if spec.protocol == "nested":
+        configs, provenance, source = _nested_configs(spec, archs, splits, tuned, trial0)
     if spec.max_epochs:
         configs = {
             a: {f: _capped(c, spec.max_epochs) for f, c in folds.items()}
@@ -281,7 +296,7 @@ def resolve_configs(spec: BenchmarkSpec, tracker: Tracker, data, splits) -> Job:
         configs.update(ensemble_configs)
         provenance.update(ensemble_provenance)
     if spec.peers:
-        peer_configs, peer_provenance = _peer_configs(spec, data, splits, tracker)
+        peer_configs, peer_provenance = _peer_configs(spec, splits, tuned)
         configs.update(peer_configs)
         provenance.update(peer_provenance)
     return Job(configs, provenance, source, studies, previous_file, trial0)

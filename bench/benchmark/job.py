@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench.benchmark.configs import Job, resolve_configs, write_pinned
 from bench.benchmark.predictors import BASELINES, RankedLearnt, as_predictor, evaluate
+from bench.benchmark.processes import run_all
 from bench.benchmark.records import (
     GATED_TAG,
     _machine_tags,
@@ -127,27 +128,49 @@ def run_folds(
     job: Job,
     seed: int,
     data: RatingData | None = None,
+    workers: int = 1,
 ) -> list[FoldResult]:
-    """Part 2: every predictor on every fold (its own config there), each a nested run."""
-    folds: list[FoldResult] = []
-    for split in splits:
-        predictors = {arch: as_predictor(job.config(arch, split.name)) for arch in job.configs}
-        predictors.update({name: baseline() for name, baseline in BASELINES.items()})
-        predictors.update(
-            {trial0_name(a): as_predictor(c[split.name]) for a, c in job.trial0.items()}
+    """Part 2: every predictor on every fold (its own config there), each a nested run;
+    `workers` folds at a time, each in a process of its own (the same fits: seeded)."""
+    _TRACKERS[tracker.uri] = tracker  # one at a time: the job's own tracker logs the folds
+    run = (tracker.uri, parent_id, experiment_id)
+    pieces = {split.name: (_run_fold, (run, split, job, seed, data)) for split in splits}
+    by_fold = run_all(pieces, workers, "fitting its models")
+    return [fold for split in splits for fold in by_fold[split.name]]
+
+
+def _run_fold(
+    run: tuple[str, str, str], split: Split, job: Job, seed: int, data: RatingData | None
+) -> list[FoldResult]:
+    """Every predictor on one fold, each logged as a nested run of the parent `run`
+    (tracking URI, parent run id, experiment id)."""
+    tracker, parent_id, experiment_id = _tracker(run[0]), run[1], run[2]
+    predictors = {arch: as_predictor(job.config(arch, split.name)) for arch in job.configs}
+    predictors.update({name: baseline() for name, baseline in BASELINES.items()})
+    predictors.update({trial0_name(a): as_predictor(c[split.name]) for a, c in job.trial0.items()})
+    inputs = split_inputs(split)
+    folds = []
+    for name, predictor in predictors.items():
+        print(f"{split.name}: {name} ...", flush=True)
+        fold = evaluate(name, predictor, split, seed)
+        if name.endswith(SUFFIX) or isinstance(predictor, RankedLearnt):
+            fold.keras_model = None  # scored, not logged or registered as a model
+        fold.model_uri = log_fold(
+            tracker, parent_id, experiment_id, fold, predictor, split, data, inputs
         )
-        inputs = split_inputs(split)
-        for name, predictor in predictors.items():
-            print(f"{split.name}: {name} ...", flush=True)
-            fold = evaluate(name, predictor, split, seed)
-            if name.endswith(SUFFIX) or isinstance(predictor, RankedLearnt):
-                fold.keras_model = None  # scored, not logged or registered as a model
-            fold.model_uri = log_fold(
-                tracker, parent_id, experiment_id, fold, predictor, split, data, inputs
-            )
-            fold.keras_model = None  # logged; free it
-            folds.append(fold)
+        fold.keras_model = None  # logged; free it
+        folds.append(fold)
     return folds
+
+
+_TRACKERS: dict[str, Tracker] = {}  # this process's, by URI
+
+
+def _tracker(uri: str) -> Tracker:
+    """This process's tracker of `uri`: the job's own, or one a fold's process makes."""
+    if uri not in _TRACKERS:
+        _TRACKERS[uri] = Tracker(uri)
+    return _TRACKERS[uri]
 
 
 def gate(
@@ -205,7 +228,9 @@ def run_benchmark(spec: BenchmarkSpec, data: RatingData | None = None) -> Outcom
         ),
     )
     try:
-        folds = run_folds(tracker, parent_id, experiment_id, splits, job, spec.seed, data)
+        folds = run_folds(
+            tracker, parent_id, experiment_id, splits, job, spec.seed, data, spec.workers
+        )
         results = pd.DataFrame([{"model": f.model, "fold": f.fold, **f.metrics} for f in folds])
         ratio = test_train_ratio(splits)
         regressions = gate(results, previous, spec.min_delta, ratio)

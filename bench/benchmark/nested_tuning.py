@@ -11,20 +11,17 @@ its budget (trials that completed or were pruned count; failed and killed ones r
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import optuna
 
 from bench.archs import ARCHS, get_arch
+from bench.benchmark.processes import Piece, run_all
 from bench.benchmark.spec import Budget
 from bench.data import RatingData, Split, make_split
 from bench.datasets import get_dataset
 from bench.errors import BenchError
-from bench.signals import die_with_parent
 from bench.sweep.settings import SweepSettings
 from bench.sweep.shared import space_version
 from bench.sweep.storage.backends import open_storage
@@ -134,44 +131,18 @@ def tune_all(
     stores: tuple[str, str], workers: int = 1,
 ) -> dict[tuple[str, str], Tuned]:  # fmt: skip
     """Every (fold, architecture) study, by (fold, arch): one after another, or `workers`
-    at a time, each in a process of its own. A study's trials still run one after another
-    in its own sampler stream, so the configs chosen do not depend on how many run at once."""
-    jobs = [(split, arch) for split in splits for arch in archs]
-    if workers <= 1:
-        return {(s.name, a): tune(data, s, a, seed, budget, stores) for s, a in jobs}
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of TF
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=die_with_parent)
-    try:
-        futures = {(s.name, a): pool.submit(tune, data, s, a, seed, budget, stores)
-                   for s, a in jobs}  # fmt: skip
-        done = {key: _result(key, future) for key, future in futures.items()}
-    except BaseException:  # a failed study, or a signal: the others stop now, not at their end
-        _stop(pool)
-        raise
-    pool.shutdown()
-    return done
+    at a time, each in a process of its own (`tuning_pieces`)."""
+    return run_all(tuning_pieces(data, splits, archs, seed, budget, stores), workers, "tuning it")
 
 
-def _result(key: tuple[str, str], future) -> Tuned:
-    """A study runner's result; one error line if its process died (killed, out of memory)."""
-    try:
-        return future.result()
-    except BrokenProcessPool as exc:
-        fold, arch = key
-        raise BenchError(
-            f"{fold}: the process tuning {arch} died ({exc}); rerun the command: finished "
-            "studies are reused and a study left short is topped up"
-        ) from exc
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Cancel the studies not begun and SIGTERM the runners (their trial workers follow:
-    their parent's death signal), without waiting for them."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
+def tuning_pieces(
+    data: RatingData, splits: list[Split], archs: list[str], seed: int, budget: Budget,
+    stores: tuple[str, str],
+) -> dict[tuple[str, str], Piece]:  # fmt: skip
+    """Each (fold, architecture) study as a piece to run (`bench.benchmark.processes`). A
+    study's trials run one after another in its own sampler stream, so the configs chosen
+    do not depend on how many studies run at once."""
+    return {(s.name, a): (tune, (data, s, a, seed, budget, stores)) for s in splits for a in archs}
 
 
 def top_configs(storage: str, name: str, arch: str, m: int) -> tuple[tuple[str, Any], ...]:

@@ -28,7 +28,7 @@ from bench.data import Split
 from bench.metrics import RANKING, ranking_ks, rating_metrics
 from bench.metrics.ranking import ranking_metrics
 from bench.training.options import TrainOptions
-from bench.training.ranking import score_grid
+from bench.training.ranking import ranked_grid, trained_items
 from bench.training.tasks import RankedConfig
 from bench.training.train import TrainResult, predict_codes, train
 
@@ -123,10 +123,15 @@ class LearntConfig:
         return config_params(self.config)
 
     def fit(self, split: Split, seed: int) -> Fitted:
-        result = train(self.config, split, TrainOptions(seed=seed))
-        model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
-        predict = with_fallback(model, split)
-        return Fitted(predict, _grid_of(predict, split), result, result.fit_seconds)
+        return MEMBERS.fit(self.config, split, seed)  # an ensemble's member: the same fit
+
+
+def _fit_learnt(config: Any, split: Split, seed: int) -> Fitted:
+    """`config` trained on the split's training part, predicting through the fallback."""
+    result = train(config, split, TrainOptions(seed=seed))
+    model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
+    predict = with_fallback(model, split)
+    return Fitted(predict, _grid_of(predict, split), result, result.fit_seconds)
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ class RankedLearnt(LearntConfig):
         untested = replace(split, test=split.test.iloc[:0])  # `evaluate` ranks the test part
         result = train(self.config.config, untested, options)
         users = np.arange(split.n_users, dtype="int32")
-        grid = lambda: score_grid(result.model, users, split.n_items, GRID_PAIRS)  # noqa: E731
+        trained = trained_items(split.train, split.n_items)  # the others: ranked last
+        grid = lambda: ranked_grid(result.model, users, trained)  # noqa: E731
         return Fitted(_no_rating, lambda: grid().astype("float64"), result, result.fit_seconds)
 
 
@@ -203,8 +209,8 @@ def _with_fallback_grid(grid: np.ndarray, predict: Predict, split: Split) -> np.
 
 class MemberFits:
     """The learnt configs fitted on one split, kept while the benchmark is on that fold:
-    the ensembles of one fold (an architecture's and the cross-architecture one) share
-    their members' training."""
+    a fold's architecture rows and its ensembles (an architecture's and the
+    cross-architecture one) share their members' training."""
 
     def __init__(self) -> None:
         self._fold: tuple | None = None
@@ -216,7 +222,7 @@ class MemberFits:
             self._fold, self._fits = fold, {}  # a new fold: the last one's models go
         key = (split.valid_fraction, len(split.train), repr(config))
         if key not in self._fits:
-            self._fits[key] = LearntConfig(config).fit(split, seed)
+            self._fits[key] = _fit_learnt(config, split, seed)
         return self._fits[key]
 
 

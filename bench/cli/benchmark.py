@@ -243,8 +243,9 @@ def _add_tuning_group(group: argparse._ArgumentGroup) -> None:
         "--workers",
         type=int,
         default=1,
-        help="(fold, architecture) studies run at once, each in processes of its own; each "
-        "study's trials still run one after another, so the configs chosen are the same "
+        help="pieces run at once, each in a process of its own: the (fold, architecture) "
+        "and peer studies, then the folds' fits; a study's trials still run one after "
+        "another, so the configs chosen and the figures are the same "
         "(default %(default)s; 2 uses both cores of a 2-core machine)",
     )
     group.add_argument(

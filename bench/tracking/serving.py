@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 import bench.tracking.rating_pyfunc as rating_pyfunc
 from bench.training.biases import BiasALS
+from bench.training.ranking import LOWEST_SCORE
 
 REQUIREMENTS = ("tensorflow", "keras", "numpy", "pandas", "mlflow")
 EXAMPLE_ROWS = 5
@@ -56,7 +57,6 @@ RANKING_DESCRIPTION = (
     "sweeps, selected on validation NDCG@10 (or recall@10). Each version's description says "
     "where it comes from."
 )
-LOWEST_SCORE = -1e30  # a ranking model's score of a pair it must not rank: last
 
 
 RATING_MODEL = "rating_model"  # the name of a run's logged pyfunc model

@@ -38,6 +38,7 @@ from bench.training.options import RANKING_FIGURES, RANKING_K, RankingLoss, Rank
 from bench.training.philox import uniform as philox_uniform
 
 K = RANKING_K  # the validation list length (NDCG@10, recall@10)
+LOWEST_SCORE = -1e30  # the score of an item a ranking lists last: one no training rated
 
 
 def as_scorer(arch, config: Any) -> Any:
@@ -178,6 +179,19 @@ class RankingRunner:
         return loss
 
 
+def trained_items(train: pd.DataFrame, n_items: int) -> np.ndarray:
+    """Whether each item has a rating in `train` (the others' embedding rows never met a
+    positive: a ranking lists them last, as the served model does)."""
+    return np.bincount(train["item"].to_numpy(), minlength=n_items) > 0
+
+
+def ranked_grid(model: keras.Model, users: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """`score_grid` of `users` with every item outside `trained` scored `LOWEST_SCORE`."""
+    scores = score_grid(model, users, len(trained), 65536)
+    scores[:, ~trained] = LOWEST_SCORE
+    return scores
+
+
 def score_grid(model: keras.Model, users: np.ndarray, n_items: int, rows: int) -> np.ndarray:
     """The model's score of every item for each of `users` (len(users) x n_items): by its
     architecture's matrix product where it has one (`Arch.grid_scores`), else eagerly,
@@ -207,14 +221,17 @@ def _mask(users: np.ndarray, frame: pd.DataFrame, n_items: int) -> sp.csr_matrix
 class RankedPart:
     """A part's users with a relevant rating (>= the scale's `relevant`), each one's relevant
     items and the items not to list (those `known`: rated in training), for NDCG@k of a
-    model's whole score grid, a block of users at a time."""
+    model's whole score grid, a block of users at a time; an item the model's training
+    part (`trained`) has no rating of is listed last."""
 
-    def __init__(self, part: pd.DataFrame, known: pd.DataFrame, n_items: int, scale: RatingScale):
+    def __init__(self, part: pd.DataFrame, known: pd.DataFrame, trained: np.ndarray,
+                 scale: RatingScale):  # fmt: skip
         liked = part[part["rating"] >= scale.relevant]
+        n_items = len(trained)
         self.users = np.unique(liked["user"].to_numpy()).astype("int32")
         self.relevant = _mask(self.users, liked, n_items)
         self.excluded = _mask(self.users, known, n_items)
-        self.n_items = n_items
+        self.n_items, self.trained = n_items, trained
 
     def __len__(self) -> int:
         return len(self.users)
@@ -225,7 +242,7 @@ class RankedPart:
         sums: dict[str, float] = {}
         for start in range(0, len(self.users), per_block):
             end = min(start + per_block, len(self.users))
-            scores = score_grid(model, self.users[start:end], self.n_items, 65536)
+            scores = ranked_grid(model, self.users[start:end], self.trained)
             if not np.isfinite(scores).all():  # diverged: the caller says so
                 return {f"{prefix}_{name}": np.nan for name in RANKING_FIGURES}
             block = grid_metrics(

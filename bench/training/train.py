@@ -32,7 +32,7 @@ from bench.training.embeddings import (
     mae_rmse,
 )
 from bench.training.options import TrainOptions
-from bench.training.ranking import K, RankedPart, as_scorer, ranking_runner
+from bench.training.ranking import K, RankedPart, as_scorer, ranking_runner, trained_items
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -163,7 +163,8 @@ class _RankingValidation:
     from the model's scores of every item they did not rate in training."""
 
     def __init__(self, split: Split):
-        self.part = RankedPart(split.valid, split.train, split.n_items, split.scale)
+        trained = trained_items(split.train, split.n_items)
+        self.part = RankedPart(split.valid, split.train, trained, split.scale)
 
     def __len__(self) -> int:
         return len(self.part)
@@ -266,7 +267,7 @@ def _test_figures(model: keras.Model, split: Split, options: TrainOptions) -> di
     did not rate in training or validation."""
     if options.ranking is not None:
         known = pd.concat([split.train, split.valid], ignore_index=True)
-        part = RankedPart(split.test, known, split.n_items, split.scale)
+        part = RankedPart(split.test, known, trained_items(split.train, split.n_items), split.scale)
         figures = part.figures(model, "test")
         finite_or_raise(np.array(list(figures.values())), model.name)
         return figures

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.archs.mf import MFConfig
-from bench.benchmark import ensembles
+from bench.benchmark import ensembles, predictors
 from bench.benchmark import nested_tuning as nested
 from bench.benchmark.predictors import Ensemble, LearntConfig
 from bench.benchmark.spec import Budget
@@ -78,10 +78,11 @@ def test_the_weights_are_fitted_on_validation_rows_of_the_training_part_only(
     assert "mf#0:" in ensemble.params()["members"]
 
 
-def test_a_one_member_ensemble_predicts_as_its_member(small_data):
+def test_a_one_member_ensemble_predicts_as_its_member(small_data, monkeypatch):
     fold = make_split(small_data, "u1", valid_fraction=0.0)
     users, items = fold.test["user"].to_numpy(), fold.test["item"].to_numpy()
     alone = LearntConfig(SMALL).fit(fold, seed=0)
+    monkeypatch.setattr(predictors, "MEMBERS", predictors.MemberFits())  # trained afresh
     together = Ensemble(_spec(SMALL)).fit(fold, seed=0)
     assert np.allclose(together.predict(users, items), alone.predict(users, items))
     assert np.allclose(together.score_all(), alone.score_all())

@@ -3,6 +3,9 @@ process of its own, and choose exactly what one at a time chooses."""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import pytest
 
 from bench.benchmark import nested_tuning as nested
@@ -11,20 +14,34 @@ from bench.cli import benchmark as benchmark_cli
 from bench.errors import BenchError
 
 
-def test_two_studies_at_a_time_choose_what_one_at_a_time_chooses(small_data, tmp_path):
-    splits = fold_splits(small_data, ["u1"], seeds=0)
-    budget = nested.Budget(trials=3, max_epochs=2)
-    chosen = {}
+def test_two_at_a_time_run_what_one_at_a_time_runs(small_data, tmp_path):
+    # the (fold, architecture) studies, the peers' studies and the folds' fits, each in a
+    # process of its own: the same studies, trials chosen, configs and fold results
+    runs = {}
     for workers in (1, 2):
-        stores = (str(tmp_path / f"journal{workers}.log"), f"sqlite:///{tmp_path}/m{workers}.db")
-        chosen[workers] = nested.tune_all(small_data, splits, ["mf", "nnmf"], 0, budget, stores,
-                                          workers)  # fmt: skip
-    assert set(chosen[1]) == set(chosen[2]) == {("u1", "mf"), ("u1", "nnmf")}
-    for key, one in chosen[1].items():
-        two = chosen[2][key]
-        assert two.config == one.config and two.trial0 == one.trial0
-        for field in ("study", "trial", "value", "trials"):
-            assert two.provenance[field] == one.provenance[field], (key, field)
+        folder = tmp_path / f"w{workers}"
+        args = benchmark_cli.parse_args(
+            ["--archs", "mf,nnmf", "--folds", "u1,u2", "--tune-trials", "3", "--max-epochs", "2",
+             "--peers", "svd,ease", "--workers", str(workers),
+             "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
+             "--storage", str(folder / "journal.log"), "--report-dir", str(folder / "report")]
+        )  # fmt: skip
+        assert benchmark_cli.run(args, small_data) == 0
+        results = pd.read_csv(folder / "report" / "results.csv")
+        tuned = json.loads((folder / "report" / "tuned_configs.json").read_text())
+        runs[workers] = results.sort_values(["model", "fold"]).reset_index(drop=True), tuned
+    (one, tuned_one), (two, tuned_two) = runs[1], runs[2]
+    assert set(one["model"]) >= {"mf", "nnmf", "svd", "ease", "mf@trial0", "popularity"}
+    metrics = ["mae", "rmse", "ndcg_at_10", "recall_at_10"]
+    pd.testing.assert_frame_equal(
+        one[["model", "fold", *metrics]], two[["model", "fold", *metrics]]
+    )
+    for arch in ("mf", "nnmf"):
+        for fold in ("u1", "u2"):
+            a, b = tuned_one[arch][fold], tuned_two[arch][fold]
+            assert a["config"] == b["config"]
+            for field in ("study", "trial", "value", "trials"):
+                assert a["provenance"][field] == b["provenance"][field], (arch, fold, field)
 
 
 def test_workers_below_one_is_one_error_line():

@@ -26,7 +26,7 @@ from bench.sweep.summary import clip_outliers
 from bench.sweep.workers import run_study
 from bench.tracking.serving import LOWEST_SCORE, Fallback
 from bench.training.options import RankingSetup, TrainOptions
-from bench.training.ranking import RankedPart
+from bench.training.ranking import RankedPart, trained_items
 from bench.training.tasks import get_task, task_metric
 from bench.training.train import train
 
@@ -133,7 +133,8 @@ def test_the_best_so_far_curve_follows_the_direction():
 
 
 def test_validation_ranking_labels_only_validation_items_and_lists_no_training_item(small_split):
-    part = RankedPart(small_split.valid, small_split.train, small_split.n_items, small_split.scale)
+    trained = trained_items(small_split.train, small_split.n_items)
+    part = RankedPart(small_split.valid, small_split.train, trained, small_split.scale)
     relevant = part.relevant.tocoo()
     labelled = set(zip(part.users[relevant.row], relevant.col, strict=True))
     valid = set(zip(small_split.valid["user"], small_split.valid["item"], strict=True))

@@ -20,15 +20,18 @@ from bench.metrics.ranking import grid_metrics, ranking_metrics
 from bench.training.compiled import RUNNERS
 from bench.training.options import TrainOptions
 from bench.training.ranking import (
+    LOWEST_SCORE,
     RankedPart,
     RankingRunner,
     RankingSetup,
     draw_negatives,
     epoch_key,
     positives,
+    ranked_grid,
     ranking_loss,
     sampling_cdf,
     score_grid,
+    trained_items,
     upper_bound,
 )
 from bench.training.train import train
@@ -103,7 +106,7 @@ def test_grid_metrics_equal_the_benchmarks_per_user_metrics_ties_included(split,
     scores = rng.normal(size=(split.n_users, split.n_items))
     if levels is not None:
         scores = rng.integers(0, levels, size=scores.shape).astype(float)
-    part = RankedPart(split.test, split.train, split.n_items, split.scale)
+    part = RankedPart(split.test, split.train, np.ones(split.n_items, bool), split.scale)
     grid = grid_metrics(scores[part.users], part.excluded.toarray(), part.relevant.toarray(), 10)
     each = ranking_metrics(lambda u: scores[u], split.train, split.test, split.n_items, 10)
     for name in ("precision_at_10", "recall_at_10", "ndcg_at_10"):
@@ -212,6 +215,33 @@ def test_a_reused_ranking_runner_trains_as_a_fresh_one(split):
     )
 
 
+def test_an_item_without_a_training_rating_is_listed_last_however_its_row_scores(split):
+    item = int(split.test["item"].iloc[0])  # rated in the test part only, from here on
+    trained_part = split.train[split.train["item"] != item]
+    result = train(MF, replace(split, train=trained_part), TrainOptions(seed=0, ranking=BPR))
+    users = result.model.get_layer("user_embedding")
+    users.set_weights([np.abs(users.get_weights()[0]) + 0.1])
+    rows = result.model.get_layer("item_embedding").get_weights()[0]
+    rows[item] = 100.0  # its untrained row: above every other item for every user
+    result.model.get_layer("item_embedding").set_weights([rows])
+    codes = np.arange(split.n_users)
+    assert (np.argmax(score_grid(result.model, codes, split.n_items, 65536), axis=1) == item).all()
+    trained = trained_items(trained_part, split.n_items)
+    assert not trained[item]
+    ranked = ranked_grid(result.model, codes, trained)
+    assert (ranked[:, ~trained] == LOWEST_SCORE).all()
+    assert np.array_equal(
+        ranked[:, trained], score_grid(result.model, codes, split.n_items, 65536)[:, trained]
+    )
+    part = RankedPart(split.test, trained_part, trained, split.scale)
+    expected = grid_metrics(
+        ranked[part.users], part.excluded.toarray(), part.relevant.toarray(), 10
+    )
+    assert part.figures(result.model, "test")["test_ndcg_at_10"] == pytest.approx(
+        expected["ndcg_at_10"]
+    )
+
+
 def test_mf_trained_for_ranking_puts_the_users_own_half_first(grouped):
     options = TrainOptions(seed=0, ranking=BPR)
     config = MFConfig(k=4, epochs=15, batch_size=64, learning_rate=0.02)
@@ -227,7 +257,7 @@ def own_half_share(model, split) -> float:
     """The share of the users' top 10 (of the items they did not rate) from their own half."""
     users = np.arange(split.n_users)
     scores = score_grid(model, users, split.n_items, 65536)
-    rated = RankedPart(split.train, split.train, split.n_items, split.scale)
+    rated = RankedPart(split.train, split.train, np.ones(split.n_items, bool), split.scale)
     scores[rated.users] = np.where(rated.excluded.toarray(), -np.inf, scores[rated.users])
     top = np.argsort(-scores, axis=1)[:, :10]
     item_half = (split.item_ids.astype(int) - 1) // 40
