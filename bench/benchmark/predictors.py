@@ -4,8 +4,7 @@ Every predictor the benchmark runs implements `Predictor` (its MLflow params, an
 split into a `Fitted`), so `evaluate` never asks what it holds. A baseline is one class and one
 line in `BASELINES`; a learnt config is any architecture's config; a peer is a `PeerSpec`.
 Learnt models and peers predict through `with_fallback`: a pair whose user or item has no
-rating in the fold's training part gets the global mean plus the known side's bias.
-"""
+training rating in the fold gets the global mean plus the known side's bias."""
 
 from __future__ import annotations
 
@@ -129,8 +128,7 @@ class LearntConfig:
 def _fit_learnt(config: Any, split: Split, seed: int) -> Fitted:
     """`config` trained on the split's training part, predicting through the fallback."""
     result = train(config, split, TrainOptions(seed=seed))
-    model = lambda users, items: predict_codes(result.model, users, items)  # noqa: E731
-    predict = with_fallback(model, split)
+    predict = with_fallback(lambda users, items: predict_codes(result.model, users, items), split)
     return Fitted(predict, _grid_of(predict, split), result, result.fit_seconds)
 
 
@@ -208,9 +206,8 @@ def _with_fallback_grid(grid: np.ndarray, predict: Predict, split: Split) -> np.
 
 
 class MemberFits:
-    """The learnt configs fitted on one split, kept while the benchmark is on that fold:
-    a fold's architecture rows and its ensembles (an architecture's and the
-    cross-architecture one) share their members' training."""
+    """The learnt configs fitted on one split, kept while the benchmark is on that fold: a
+    fold's architecture rows and its ensembles (each and `all-ens`) share their fits."""
 
     def __init__(self) -> None:
         self._fold: tuple | None = None
