@@ -27,7 +27,7 @@ from bench.data import Split
 from bench.metrics import RANKING, ranking_ks, rating_metrics
 from bench.metrics.ranking import ranking_metrics
 from bench.training.options import TrainOptions
-from bench.training.ranking import ranked_grid, trained_items
+from bench.training.ranking import ranked_grid, rated_codes, trained_items
 from bench.training.tasks import RankedConfig
 from bench.training.train import TrainResult, predict_codes, train
 
@@ -79,8 +79,8 @@ def _grid_of(predict: Predict, split: Split) -> Callable[[], np.ndarray]:
 
 def known_pairs(split: Split):
     """known(users, items): whether both ids have a rating in the split's training part."""
-    seen_users = np.bincount(split.train["user"], minlength=split.n_users) > 0
-    seen_items = np.bincount(split.train["item"], minlength=split.n_items) > 0
+    seen_users = rated_codes(split.train, "user", split.n_users)
+    seen_items = rated_codes(split.train, "item", split.n_items)
     return lambda users, items: seen_users[users] & seen_items[items]
 
 

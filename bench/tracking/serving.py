@@ -32,7 +32,7 @@ from mlflow.tracking import MlflowClient
 
 import bench.tracking.rating_pyfunc as rating_pyfunc
 from bench.training.biases import BiasALS
-from bench.training.ranking import LOWEST_SCORE
+from bench.training.ranking import LOWEST_SCORE, rated_codes
 
 REQUIREMENTS = ("tensorflow", "keras", "numpy", "pandas", "mlflow")
 EXAMPLE_ROWS = 5
@@ -96,11 +96,7 @@ class Fallback:
 
 def _seen(train: pd.DataFrame, n_users: int, n_items: int) -> tuple[np.ndarray, np.ndarray]:
     """One bool per user code and per item code: True where it has a training rating."""
-    user_seen = np.zeros(n_users, dtype=bool)
-    item_seen = np.zeros(n_items, dtype=bool)
-    user_seen[train["user"].to_numpy()] = True
-    item_seen[train["item"].to_numpy()] = True
-    return user_seen, item_seen
+    return rated_codes(train, "user", n_users), rated_codes(train, "item", n_items)
 
 
 def pinned_requirements() -> list[str]:

@@ -182,7 +182,12 @@ class RankingRunner:
 def trained_items(train: pd.DataFrame, n_items: int) -> np.ndarray:
     """Whether each item has a rating in `train` (the others' embedding rows never met a
     positive: a ranking lists them last, as the served model does)."""
-    return np.bincount(train["item"].to_numpy(), minlength=n_items) > 0
+    return rated_codes(train, "item", n_items)
+
+
+def rated_codes(train: pd.DataFrame, column: str, n: int) -> np.ndarray:
+    """One bool per code 0..n-1 of `column` ("user" or "item"): whether `train` rates it."""
+    return np.bincount(train[column].to_numpy(), minlength=n) > 0
 
 
 def ranked_grid(model: keras.Model, users: np.ndarray, trained: np.ndarray) -> np.ndarray:
